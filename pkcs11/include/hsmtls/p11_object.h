@@ -1,0 +1,82 @@
+/* Objects on tokens (keys and certificates) and the operations on keys. An object is
+ * found once, its public attributes read once, and it is kept for the process: the
+ * handle is reused, looked up again only when the token says it is stale. */
+#ifndef HSMTLS_P11_OBJECT_H
+#define HSMTLS_P11_OBJECT_H
+
+#include <stddef.h>
+#include <p11-kit/pkcs11.h>
+#include <openssl/evp.h>
+#include "hsmtls/p11_error.h"
+#include "hsmtls/p11_token.h"
+#include "hsmtls/p11_uri.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hsmtls_p11_object hsmtls_p11_object;
+
+#define HSMTLS_P11_ANY_CLASS ((CK_OBJECT_CLASS)-1)
+
+/* Every key (RSA, EC, EdDSA) and X.509 certificate the URI matches, on every token it
+ * matches; objects of other types are skipped. `cls` narrows further
+ * (HSMTLS_P11_ANY_CLASS: as the URI's type= says). Logs in as opt->login says.
+ * `*out` is malloc'd (free() it); objects are the core's. 0 objects is not an error. */
+int hsmtls_p11_objects_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
+                            CK_OBJECT_CLASS cls, hsmtls_p11_object ***out, size_t *n);
+
+/* The first matching object of class `cls`; none is an error that quotes the URI and
+ * names the objects that do exist on the token. */
+hsmtls_p11_object *hsmtls_p11_object_find(const hsmtls_p11_uri *uri,
+                                          const hsmtls_p11_lookup *opt, CK_OBJECT_CLASS cls);
+
+/* The public key or certificate on the same token with the same CKA_ID (or label when
+ * there is no id), NULL when none. */
+hsmtls_p11_object *hsmtls_p11_object_sibling(hsmtls_p11_object *o, CK_OBJECT_CLASS cls);
+
+hsmtls_p11_token *hsmtls_p11_object_token(const hsmtls_p11_object *o);
+CK_OBJECT_CLASS hsmtls_p11_object_class(const hsmtls_p11_object *o);
+CK_KEY_TYPE hsmtls_p11_object_key_type(const hsmtls_p11_object *o);   /* certs: of their key */
+const char *hsmtls_p11_object_label(const hsmtls_p11_object *o);      /* "" when none */
+const unsigned char *hsmtls_p11_object_id(const hsmtls_p11_object *o, size_t *len);
+unsigned hsmtls_p11_object_bits(const hsmtls_p11_object *o);
+/* "P-256", "P-384", "P-521", "ED25519", "ED448"; NULL for RSA and certificates. */
+const char *hsmtls_p11_object_curve(const hsmtls_p11_object *o);
+int hsmtls_p11_object_always_authenticate(const hsmtls_p11_object *o);
+/* Raw attribute values (NULL when the object has none). ec_point is the bare point,
+ * unwrapped from the DER OCTET STRING tokens usually return. */
+const unsigned char *hsmtls_p11_object_modulus(const hsmtls_p11_object *o, size_t *len);
+const unsigned char *hsmtls_p11_object_exponent(const hsmtls_p11_object *o, size_t *len);
+const unsigned char *hsmtls_p11_object_ec_params(const hsmtls_p11_object *o, size_t *len);
+const unsigned char *hsmtls_p11_object_ec_point(const hsmtls_p11_object *o, size_t *len);
+const unsigned char *hsmtls_p11_object_cert_der(const hsmtls_p11_object *o, size_t *len);
+/* The object's URI, malloc'd; pasted back it finds this object. */
+char *hsmtls_p11_object_uri(const hsmtls_p11_object *o);
+
+/* The public half as a software key in `libctx` (NULL: default), for verifying and for
+ * giving OpenSSL the public parameters. NULL with a message when it is not known. */
+EVP_PKEY *hsmtls_p11_object_public_key(hsmtls_p11_object *o, OSSL_LIB_CTX *libctx,
+                                       const char *propq);
+
+/* Largest signature the key makes, in bytes. */
+size_t hsmtls_p11_object_signature_size(const hsmtls_p11_object *o);
+
+/* Operations. Each runs on a pooled session; a lost session is replaced and a stale
+ * handle looked up again, once. A warm key signs with exactly C_SignInit and C_Sign
+ * (and C_Login(CKU_CONTEXT_SPECIFIC) between them for CKA_ALWAYS_AUTHENTICATE keys).
+ * `*out_len` holds the buffer size on entry and the result length on return. */
+int hsmtls_p11_sign(hsmtls_p11_object *key, const CK_MECHANISM *mech,
+                    const unsigned char *in, size_t in_len,
+                    unsigned char *out, size_t *out_len);
+int hsmtls_p11_decrypt(hsmtls_p11_object *key, const CK_MECHANISM *mech,
+                       const unsigned char *in, size_t in_len,
+                       unsigned char *out, size_t *out_len);
+/* ECDH (CKM_ECDH1_DERIVE, no KDF): the shared secret's x coordinate. */
+int hsmtls_p11_derive(hsmtls_p11_object *key, const unsigned char *peer_point,
+                      size_t peer_len, unsigned char *out, size_t *out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

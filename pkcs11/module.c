@@ -1,0 +1,330 @@
+/* Loading modules (by path, from p11-kit's registry, from HSMTLS_PKCS11_MODULE),
+ * initialising each once per process, and re-initialising after a fork. */
+#include "p11_internal.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <p11-kit/p11-kit.h>
+
+#ifndef HSMTLS_DEFAULT_MODULE
+#define HSMTLS_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#endif
+
+_Atomic unsigned hsmtls_p11_fork_generation;
+
+static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+static hsmtls_p11_module *modules;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void) { atomic_fetch_add(&hsmtls_p11_fork_generation, 1); }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+static CK_RV initialize(hsmtls_p11_module *m)
+{
+    CK_C_INITIALIZE_ARGS args;
+    memset(&args, 0, sizeof args);
+    args.flags = CKF_OS_LOCKING_OK;
+    CK_RV rv = P11_CALL(m, C_Initialize, &args);
+    /* Another library in this process (or the parent, before a fork, for modules
+     * that keep state across it) already initialised it: that is usable. */
+    if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
+        rv = CKR_OK;
+    return rv;
+}
+
+int hsmtls_p11_module_check_fork(hsmtls_p11_module *m)
+{
+    unsigned gen = atomic_load(&hsmtls_p11_fork_generation);
+    if (m->generation == gen)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    int ret = 0;
+    if (m->generation != gen) {
+        /* PKCS#11 says a child must C_Initialize before any use; handles from the
+         * parent are meaningless in it. */
+        CK_RV rv = initialize(m);
+        if (rv != CKR_OK)
+            ret = hsmtls_p11_error_set(rv, "re-initialising PKCS#11 module %s after fork: %s",
+                                       m->path, hsmtls_p11_rv_name(rv));
+        else
+            m->generation = gen;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+static char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return strdup(slash ? slash + 1 : path);
+}
+
+static hsmtls_p11_module *load_locked(const char *path, const char *name)
+{
+    for (hsmtls_p11_module *m = modules; m; m = m->next)
+        if (strcmp(m->path, path) == 0)
+            return m;
+
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        hsmtls_p11_error_set(CKR_GENERAL_ERROR, "cannot load PKCS#11 module %s: %s", path, dlerror());
+        return NULL;
+    }
+    CK_C_GetFunctionList get_list = (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList");
+    CK_FUNCTION_LIST *fl = NULL;
+    if (!get_list || get_list(&fl) != CKR_OK || !fl) {
+        hsmtls_p11_error_set(CKR_GENERAL_ERROR, "%s is not a PKCS#11 module (no C_GetFunctionList)", path);
+        dlclose(dl);
+        return NULL;
+    }
+    hsmtls_p11_module *m = calloc(1, sizeof *m);
+    if (!m) {
+        dlclose(dl);
+        hsmtls_p11_error_set(CKR_HOST_MEMORY, "out of memory loading %s", path);
+        return NULL;
+    }
+    m->path = strdup(path);
+    m->name = name ? strdup(name) : base_name(path);
+    m->dl = dl;
+    m->fl = fl;
+    pthread_mutex_init(&m->lock, NULL);
+    m->generation = atomic_load(&hsmtls_p11_fork_generation);
+    CK_RV rv = initialize(m);
+    if (rv == CKR_OK)
+        rv = P11_CALL(m, C_GetInfo, &m->info);
+    if (rv != CKR_OK) {
+        hsmtls_p11_error_set(rv, "initialising PKCS#11 module %s: %s", path, hsmtls_p11_rv_name(rv));
+        pthread_mutex_destroy(&m->lock);
+        free(m->path);
+        free(m->name);
+        free(m);
+        dlclose(dl);
+        return NULL;
+    }
+    m->next = modules;
+    modules = m;
+    return m;
+}
+
+static hsmtls_p11_module *load_named(const char *path, const char *name)
+{
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&modules_lock);
+    hsmtls_p11_module *m = load_locked(path, name);
+    pthread_mutex_unlock(&modules_lock);
+    if (m && hsmtls_p11_module_check_fork(m) < 0)
+        return NULL;
+    return m;
+}
+
+hsmtls_p11_module *hsmtls_p11_module_load(const char *path)
+{
+    if (!path || !*path) {
+        hsmtls_p11_error_set(CKR_ARGUMENTS_BAD, "no PKCS#11 module path given");
+        return NULL;
+    }
+    return load_named(path, NULL);
+}
+
+/* p11-kit's registry, read once: name and file of every configured module. */
+struct registry_entry { char *name, *path; };
+static struct registry_entry *registry;
+static size_t registry_len;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+static void read_registry(void)
+{
+    /* Unmanaged and uninitialised: p11-kit only tells us what is configured; the
+     * modules are loaded again, by path, through our own call layer. */
+    CK_FUNCTION_LIST **list = p11_kit_modules_load(NULL, P11_KIT_MODULE_UNMANAGED);
+    if (!list)
+        return;
+    size_t n = 0;
+    while (list[n])
+        n++;
+    registry = calloc(n ? n : 1, sizeof *registry);
+    for (size_t i = 0; registry && i < n; i++) {
+        char *name = p11_kit_module_get_name(list[i]);
+        char *file = p11_kit_module_get_filename(list[i]);
+        if (name && file) {
+            registry[registry_len].name = strdup(name);
+            registry[registry_len].path = strdup(file);
+            registry_len++;
+        }
+        free(name);
+        free(file);
+    }
+    p11_kit_modules_release(list);
+}
+
+static int push(hsmtls_p11_module ***out, size_t *n, hsmtls_p11_module *m)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*out)[i] == m)
+            return 0;
+    hsmtls_p11_module **grown = realloc(*out, (*n + 1) * sizeof **out);
+    if (!grown)
+        return hsmtls_p11_error_set(CKR_HOST_MEMORY, "out of memory");
+    grown[(*n)++] = m;
+    *out = grown;
+    return 0;
+}
+
+static int push_path(hsmtls_p11_module ***out, size_t *n, const char *path, const char *name)
+{
+    hsmtls_p11_module *m = load_named(path, name);
+    return m ? push(out, n, m) : -1;
+}
+
+int hsmtls_p11_modules_resolve(const hsmtls_p11_uri *uri, const char *configured_path,
+                               hsmtls_p11_module ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    const char *env = getenv("HSMTLS_PKCS11_MODULE");
+    const char *uri_path = uri ? hsmtls_p11_uri_module_path(uri) : NULL;
+    const char *uri_name = uri ? hsmtls_p11_uri_module_name(uri) : NULL;
+    int ret;
+
+    if (env && *env)
+        ret = push_path(out, n, env, NULL);
+    else if (uri_path)
+        ret = push_path(out, n, uri_path, NULL);
+    else if (configured_path && *configured_path)
+        ret = push_path(out, n, configured_path, NULL);
+    else {
+        pthread_once(&registry_once, read_registry);
+        ret = 0;
+        for (size_t i = 0; i < registry_len && ret == 0; i++) {
+            char *file = base_name(registry[i].path);
+            int wanted = !uri_name || strcmp(uri_name, registry[i].name) == 0 ||
+                         strcmp(uri_name, file) == 0;
+            free(file);
+            if (wanted && push_path(out, n, registry[i].path, registry[i].name) < 0) {
+                /* A broken registry entry must not hide the others unless it was named. */
+                if (uri_name)
+                    ret = -1;
+            }
+        }
+        if (ret == 0 && *n == 0) {
+            if (uri_name)
+                ret = hsmtls_p11_error_set(CKR_ARGUMENTS_BAD,
+                    "no PKCS#11 module named \"%s\" in p11-kit's registry (%zu module%s registered)",
+                    uri_name, registry_len, registry_len == 1 ? "" : "s");
+            else
+                ret = push_path(out, n, HSMTLS_DEFAULT_MODULE, NULL);
+        }
+    }
+    if (ret < 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return ret;
+}
+
+static void trim_copy(char *dst, const unsigned char *src, size_t len)
+{
+    while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\0'))
+        len--;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* Finds the module's tokens, adding new ones to m->tokens and refreshing the
+ * presence of known ones. Tokens are never freed before shutdown: objects and
+ * callers keep pointers to them. */
+int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh)
+{
+    if (hsmtls_p11_module_check_fork(m) < 0)
+        return -1;
+    pthread_mutex_lock(&m->lock);
+    if (m->ntokens > 0 && !refresh) {
+        pthread_mutex_unlock(&m->lock);
+        return 0;
+    }
+    CK_ULONG count = 0;
+    CK_SLOT_ID *slots = NULL;
+    CK_RV rv = P11_CALL(m, C_GetSlotList, CK_TRUE, NULL, &count);
+    if (rv == CKR_OK && count > 0) {
+        slots = calloc(count, sizeof *slots);
+        rv = slots ? P11_CALL(m, C_GetSlotList, CK_TRUE, slots, &count) : CKR_HOST_MEMORY;
+    }
+    if (rv != CKR_OK) {
+        free(slots);
+        pthread_mutex_unlock(&m->lock);
+        return hsmtls_p11_error_set(rv, "listing slots of PKCS#11 module %s: %s", m->path,
+                                    hsmtls_p11_rv_name(rv));
+    }
+    for (size_t i = 0; i < m->ntokens; i++)
+        m->tokens[i]->present = 0;
+    for (CK_ULONG i = 0; i < count; i++) {
+        CK_TOKEN_INFO info;
+        CK_SLOT_INFO sinfo;
+        if (P11_CALL(m, C_GetTokenInfo, slots[i], &info) != CKR_OK ||
+            P11_CALL(m, C_GetSlotInfo, slots[i], &sinfo) != CKR_OK)
+            continue; /* a slot that went away between the calls */
+        hsmtls_p11_token *t = NULL;
+        for (size_t k = 0; k < m->ntokens; k++)
+            if (m->tokens[k]->slot == slots[i] &&
+                memcmp(m->tokens[k]->info.serialNumber, info.serialNumber,
+                       sizeof info.serialNumber) == 0)
+                t = m->tokens[k];
+        if (!t) {
+            hsmtls_p11_token **grown = realloc(m->tokens, (m->ntokens + 1) * sizeof *grown);
+            t = grown ? calloc(1, sizeof *t) : NULL;
+            if (!t) {
+                if (grown)
+                    m->tokens = grown;
+                continue;
+            }
+            m->tokens = grown;
+            m->tokens[m->ntokens++] = t;
+            t->module = m;
+            t->slot = slots[i];
+            t->generation = atomic_load(&hsmtls_p11_fork_generation);
+            pthread_mutex_init(&t->lock, NULL);
+        }
+        t->info = info;
+        t->slot_info = sinfo;
+        trim_copy(t->label, info.label, sizeof info.label);
+        t->present = 1;
+    }
+    free(slots);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+const char *hsmtls_p11_module_path(const hsmtls_p11_module *m) { return m->path; }
+const char *hsmtls_p11_module_name(const hsmtls_p11_module *m) { return m->name; }
+const CK_INFO *hsmtls_p11_module_info(const hsmtls_p11_module *m) { return &m->info; }
+
+void hsmtls_p11_shutdown(void)
+{
+    pthread_mutex_lock(&modules_lock);
+    while (modules) {
+        hsmtls_p11_module *m = modules;
+        modules = m->next;
+        for (size_t i = 0; i < m->ntokens; i++) {
+            hsmtls_p11_token *t = m->tokens[i];
+            for (size_t k = 0; k < t->nobjects; k++)
+                hsmtls_p11_object_free(t->objects[k]);
+            free(t->objects);
+            hsmtls_p11_token_free_queries(t);
+            hsmtls_p11_pin_free(t->pin);
+            hsmtls_p11_pin_free(t->rejected_pin);
+            free(t->idle);
+            pthread_mutex_destroy(&t->lock);
+            free(t);
+        }
+        free(m->tokens);
+        P11_CALL(m, C_Finalize, NULL);
+        dlclose(m->dl);
+        pthread_mutex_destroy(&m->lock);
+        free(m->path);
+        free(m->name);
+        free(m);
+    }
+    pthread_mutex_unlock(&modules_lock);
+}

@@ -1,0 +1,151 @@
+/* Sign, decrypt and derive on a pooled session. Each runs at most twice: once more
+ * after a lost session (replaced, login restored) or a stale handle (looked up again). */
+#include "p11_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct op {
+    const char *what;             /* "signing", for messages */
+    const CK_MECHANISM *mech;
+    const unsigned char *in;
+    size_t in_len;
+    unsigned char *out;
+    CK_ULONG out_len;
+    int started;                  /* an operation is active on the session after a failure */
+};
+
+typedef CK_RV (*op_fn)(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op);
+
+static CK_RV sign_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
+{
+    hsmtls_p11_module *m = o->token->module;
+    CK_RV rv = P11_CALL(m, C_SignInit, s, (CK_MECHANISM *)op->mech, atomic_load(&o->handle));
+    if (rv != CKR_OK)
+        return rv;
+    op->started = 1;
+    if (o->always_authenticate && (rv = hsmtls_p11_token_context_login(o->token, s)) != CKR_OK)
+        return rv;
+    rv = P11_CALL(m, C_Sign, s, (unsigned char *)op->in, op->in_len, op->out, &op->out_len);
+    op->started = rv == CKR_BUFFER_TOO_SMALL;
+    return rv;
+}
+
+static CK_RV decrypt_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
+{
+    hsmtls_p11_module *m = o->token->module;
+    CK_RV rv = P11_CALL(m, C_DecryptInit, s, (CK_MECHANISM *)op->mech, atomic_load(&o->handle));
+    if (rv != CKR_OK)
+        return rv;
+    op->started = 1;
+    if (o->always_authenticate && (rv = hsmtls_p11_token_context_login(o->token, s)) != CKR_OK)
+        return rv;
+    rv = P11_CALL(m, C_Decrypt, s, (unsigned char *)op->in, op->in_len, op->out, &op->out_len);
+    op->started = rv == CKR_BUFFER_TOO_SMALL;
+    return rv;
+}
+
+static CK_RV derive_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
+{
+    hsmtls_p11_module *m = o->token->module;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+    /* A session object that may be read back: the shared secret is the result. */
+    CK_ATTRIBUTE tmpl[] = {
+        { CKA_CLASS, &cls, sizeof cls }, { CKA_KEY_TYPE, &kt, sizeof kt },
+        { CKA_TOKEN, &no, sizeof no }, { CKA_SENSITIVE, &no, sizeof no },
+        { CKA_EXTRACTABLE, &yes, sizeof yes },
+    };
+    CK_OBJECT_HANDLE secret;
+    CK_RV rv = P11_CALL(m, C_DeriveKey, s, (CK_MECHANISM *)op->mech, atomic_load(&o->handle),
+                        tmpl, sizeof tmpl / sizeof tmpl[0], &secret);
+    if (rv != CKR_OK)
+        return rv;
+    CK_ATTRIBUTE value = { CKA_VALUE, op->out, op->out_len };
+    rv = P11_CALL(m, C_GetAttributeValue, s, secret, &value, 1);
+    P11_CALL(m, C_DestroyObject, s, secret);
+    if (rv == CKR_OK)
+        op->out_len = value.ulValueLen;
+    return rv;
+}
+
+static int is_stale_handle(CK_RV rv)
+{
+    return rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID;
+}
+
+/* A lost session and a stale handle are each retried once; both can happen to one
+ * operation (closing every session logs out, and the token then drops the handles of
+ * private objects). */
+static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
+{
+    hsmtls_p11_token *t = o->token;
+    CK_RV rv = CKR_OK;
+    int session_retries = 1, handle_retries = 1;
+    for (;;) {
+        CK_SESSION_HANDLE s;
+        if (hsmtls_p11_session_acquire(t, &s) < 0 || hsmtls_p11_token_ensure_login(t) < 0)
+            return -1; /* ensure_login after acquire: a fork shows up in acquire */
+        op->started = 0;
+        if (atomic_load(&o->generation) != atomic_load(&hsmtls_p11_fork_generation))
+            rv = (CK_RV)hsmtls_p11_object_relocate(o, s);
+        else
+            rv = CKR_OK;
+        if (rv == CKR_OK)
+            rv = fn(o, s, op);
+        if (hsmtls_p11_session_is_lost(rv)) {
+            hsmtls_p11_session_release(t, s, 1);
+            hsmtls_p11_token_drop_sessions(t);
+            if (session_retries-- > 0)
+                continue;
+            break;
+        }
+        /* A session with an operation left active would fail the next Init. */
+        hsmtls_p11_session_release(t, s, op->started);
+        if (is_stale_handle(rv) && handle_retries-- > 0) {
+            atomic_store(&o->generation, ~0u);
+            continue;
+        }
+        break;
+    }
+    if (rv != CKR_OK)
+        return hsmtls_p11_error_set(rv, "%s with \"%s\" on token \"%s\" (%s): %s", op->what,
+                                    o->label, t->label,
+                                    op->mech ? hsmtls_p11_mechanism_name(op->mech->mechanism) : "",
+                                    hsmtls_p11_rv_name(rv));
+    *out_len = op->out_len;
+    return 0;
+}
+
+static int check_key(hsmtls_p11_object *key, const char *what)
+{
+    if (key->cls != CKO_PRIVATE_KEY)
+        return hsmtls_p11_error_set(CKR_KEY_TYPE_INCONSISTENT, "%s needs a private key; \"%s\" on "
+                                    "token \"%s\" is %s", what, key->label, key->token->label,
+                                    hsmtls_p11_class_name(key->cls));
+    return 0;
+}
+
+int hsmtls_p11_sign(hsmtls_p11_object *key, const CK_MECHANISM *mech,
+                    const unsigned char *in, size_t in_len, unsigned char *out, size_t *out_len)
+{
+    struct op op = { "signing", mech, in, in_len, out, *out_len, 0 };
+    return check_key(key, "signing") < 0 ? -1 : run(key, sign_fn, &op, out_len);
+}
+
+int hsmtls_p11_decrypt(hsmtls_p11_object *key, const CK_MECHANISM *mech,
+                       const unsigned char *in, size_t in_len, unsigned char *out, size_t *out_len)
+{
+    struct op op = { "decrypting", mech, in, in_len, out, *out_len, 0 };
+    return check_key(key, "decrypting") < 0 ? -1 : run(key, decrypt_fn, &op, out_len);
+}
+
+int hsmtls_p11_derive(hsmtls_p11_object *key, const unsigned char *peer_point, size_t peer_len,
+                      unsigned char *out, size_t *out_len)
+{
+    CK_ECDH1_DERIVE_PARAMS params = { CKD_NULL, 0, NULL, peer_len, (unsigned char *)peer_point };
+    CK_MECHANISM mech = { CKM_ECDH1_DERIVE, &params, sizeof params };
+    struct op op = { "deriving", &mech, NULL, 0, out, *out_len, 0 };
+    return check_key(key, "deriving") < 0 ? -1 : run(key, derive_fn, &op, out_len);
+}

@@ -1,0 +1,126 @@
+/* The core's private structures and its single PKCS#11 call point. */
+#ifndef HSMTLS_P11_INTERNAL_H
+#define HSMTLS_P11_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include "hsmtls/p11_error.h"
+#include "hsmtls/p11_uri.h"
+#include "hsmtls/p11_module.h"
+#include "hsmtls/p11_token.h"
+#include "hsmtls/p11_object.h"
+
+/* Every PKCS#11 function the core calls, for counting and tracing. */
+#define HSMTLS_P11_FUNCTIONS(X) \
+    X(C_Initialize) X(C_Finalize) X(C_GetInfo) X(C_GetSlotList) X(C_GetSlotInfo) \
+    X(C_GetTokenInfo) X(C_GetMechanismList) X(C_GetMechanismInfo) X(C_OpenSession) \
+    X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo) X(C_Login) X(C_Logout) \
+    X(C_CreateObject) X(C_DestroyObject) X(C_GetAttributeValue) X(C_FindObjectsInit) \
+    X(C_FindObjects) X(C_FindObjectsFinal) X(C_SignInit) X(C_Sign) X(C_DecryptInit) \
+    X(C_Decrypt) X(C_DeriveKey) X(C_GenerateKeyPair) X(C_SetAttributeValue)
+
+enum hsmtls_p11_fn {
+#define HSMTLS_P11_ENUM(f) HSMTLS_P11_FN_##f,
+    HSMTLS_P11_FUNCTIONS(HSMTLS_P11_ENUM)
+#undef HSMTLS_P11_ENUM
+    HSMTLS_P11_FN_COUNT
+};
+
+/* The start time goes to a thread-local: a PKCS#11 call never nests in another. */
+void hsmtls_p11_call_start(enum hsmtls_p11_fn fn);
+CK_RV hsmtls_p11_call_done(enum hsmtls_p11_fn fn, CK_RV rv);
+
+/* P11_CALL(module, C_Sign, session, ...): the only way the core calls a module. */
+#define P11_CALL(mod, fn, ...) \
+    hsmtls_p11_call_done(HSMTLS_P11_FN_##fn, \
+        (hsmtls_p11_call_start(HSMTLS_P11_FN_##fn), (mod)->fl->fn(__VA_ARGS__)))
+
+struct hsmtls_p11_module {
+    char *path;
+    char *name;
+    void *dl;
+    CK_FUNCTION_LIST *fl;
+    CK_INFO info;
+    unsigned generation;          /* fork generation it was initialised in */
+    pthread_mutex_t lock;         /* guards tokens[] and re-initialisation */
+    hsmtls_p11_token **tokens;    /* every token ever seen, kept for the process */
+    size_t ntokens;
+    struct hsmtls_p11_module *next;
+};
+
+struct hsmtls_p11_token {
+    hsmtls_p11_module *module;
+    CK_SLOT_ID slot;
+    CK_SLOT_INFO slot_info;
+    CK_TOKEN_INFO info;
+    char label[33];               /* info.label without its padding */
+    int present;
+
+    pthread_mutex_t lock;         /* guards everything below */
+    unsigned generation;          /* fork generation of sessions, login and handles */
+    CK_SESSION_HANDLE *idle;      /* session pool */
+    size_t nidle, idle_cap;
+    size_t open_sessions;
+    int logged_in;
+    char *pin;                    /* kept to log in again after a lost session or a fork */
+    char *rejected_pin;           /* never offered twice: a retry loop can lock a card */
+
+    hsmtls_p11_object **objects;  /* every object loaded from this token, kept */
+    size_t nobjects;
+    struct hsmtls_p11_query *queries; /* the lookup cache */
+};
+
+struct hsmtls_p11_object {
+    hsmtls_p11_token *token;
+    _Atomic CK_OBJECT_HANDLE handle;
+    _Atomic unsigned generation;  /* fork generation of the handle; ~0u: stale */
+    CK_OBJECT_CLASS cls;
+    CK_KEY_TYPE key_type;
+    char *label;
+    unsigned char *id;
+    size_t id_len;
+    int always_authenticate;
+    unsigned bits;
+    unsigned char *modulus, *exponent, *ec_params, *ec_point, *cert;
+    size_t modulus_len, exponent_len, ec_params_len, ec_point_len, cert_len;
+    const char *curve;            /* "P-256", "ED25519" ...; NULL for RSA */
+};
+
+extern _Atomic unsigned hsmtls_p11_fork_generation;
+
+/* module.c */
+int hsmtls_p11_module_check_fork(hsmtls_p11_module *m);
+int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh);
+
+/* session.c: the pool. acquire may open a session; release returns it, or closes
+ * it when `broken`. */
+int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s);
+void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int broken);
+/* Forgets sessions, login and handles after a fork or a lost login (caller holds lock). */
+void hsmtls_p11_token_reset_locked(hsmtls_p11_token *t);
+int hsmtls_p11_session_is_lost(CK_RV rv);
+
+/* token.c */
+int hsmtls_p11_token_relogin(hsmtls_p11_token *t);
+CK_RV hsmtls_p11_token_context_login(hsmtls_p11_token *t, CK_SESSION_HANDLE s);
+/* Logs in again with the kept PIN when a fork or a lost session dropped the login. */
+int hsmtls_p11_token_ensure_login(hsmtls_p11_token *t);
+void hsmtls_p11_token_drop_sessions(hsmtls_p11_token *t);
+void hsmtls_p11_token_free_queries(hsmtls_p11_token *t);
+
+/* pin.c: the PIN for a login, from the URI, the lookup options or the callback, in
+ * that order. Returns a malloc'd string (cleanse and free), NULL with *none set when
+ * no source gave one, NULL with a message on error. */
+char *hsmtls_p11_pin_obtain(hsmtls_p11_token *t, const hsmtls_p11_uri *uri,
+                            const hsmtls_p11_lookup *opt, int *none);
+void hsmtls_p11_pin_free(char *pin);
+
+/* attrs.c */
+int hsmtls_p11_object_read_attributes(hsmtls_p11_object *o, CK_SESSION_HANDLE s);
+const char *hsmtls_p11_curve_from_params(const unsigned char *p, size_t len, unsigned *bits);
+void hsmtls_p11_object_free(hsmtls_p11_object *o);
+
+/* object.c */
+int hsmtls_p11_object_relocate(hsmtls_p11_object *o, CK_SESSION_HANDLE s);
+
+#endif

@@ -1,0 +1,129 @@
+/* The per-token session pool. Sessions are opened on demand, returned after each
+ * operation and reused: a warm operation costs no session call at all. A session the
+ * module reports lost is closed, never returned to the pool. */
+#include "p11_internal.h"
+
+#include <stdlib.h>
+
+int hsmtls_p11_session_is_lost(CK_RV rv)
+{
+    return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+           rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_TOKEN_NOT_PRESENT ||
+           rv == CKR_DEVICE_REMOVED || rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+
+void hsmtls_p11_token_reset_locked(hsmtls_p11_token *t)
+{
+    /* Handles from before a fork belong to the parent: forget them, do not close them. */
+    t->nidle = 0;
+    t->open_sessions = 0;
+    t->logged_in = 0;
+}
+
+static void check_fork_locked(hsmtls_p11_token *t)
+{
+    unsigned gen = atomic_load(&hsmtls_p11_fork_generation);
+    if (t->generation != gen) {
+        hsmtls_p11_token_reset_locked(t);
+        t->generation = gen;
+    }
+}
+
+int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
+{
+    if (hsmtls_p11_module_check_fork(t->module) < 0)
+        return -1;
+    pthread_mutex_lock(&t->lock);
+    check_fork_locked(t);
+    if (t->nidle > 0) {
+        *s = t->idle[--t->nidle];
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+    }
+    t->open_sessions++;
+    pthread_mutex_unlock(&t->lock);
+
+    /* Opened outside the lock: a slow token must not stall threads that have
+     * sessions to return. */
+    CK_RV rv = P11_CALL(t->module, C_OpenSession, t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                        NULL, NULL, s);
+    if (rv == CKR_TOKEN_WRITE_PROTECTED)
+        rv = P11_CALL(t->module, C_OpenSession, t->slot, CKF_SERIAL_SESSION, NULL, NULL, s);
+    if (rv != CKR_OK) {
+        pthread_mutex_lock(&t->lock);
+        t->open_sessions--;
+        pthread_mutex_unlock(&t->lock);
+        return hsmtls_p11_error_set(rv, "opening a session on token \"%s\": %s", t->label,
+                                    hsmtls_p11_rv_name(rv));
+    }
+    return 0;
+}
+
+void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int broken)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->generation != atomic_load(&hsmtls_p11_fork_generation)) {
+        pthread_mutex_unlock(&t->lock); /* a session from before a fork: not ours to keep */
+        return;
+    }
+    if (!broken && t->nidle == t->idle_cap) {
+        size_t cap = t->idle_cap ? t->idle_cap * 2 : 8;
+        CK_SESSION_HANDLE *grown = realloc(t->idle, cap * sizeof *grown);
+        if (grown) {
+            t->idle = grown;
+            t->idle_cap = cap;
+        } else {
+            broken = 1;
+        }
+    }
+    if (!broken) {
+        t->idle[t->nidle++] = s;
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
+    t->open_sessions--;
+    pthread_mutex_unlock(&t->lock);
+    P11_CALL(t->module, C_CloseSession, s);
+}
+
+size_t hsmtls_p11_token_idle_sessions(hsmtls_p11_token *t)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t n = t->nidle;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+size_t hsmtls_p11_token_open_sessions(hsmtls_p11_token *t)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t n = t->open_sessions;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+int hsmtls_p11_token_close_all_sessions(hsmtls_p11_token *t)
+{
+    CK_RV rv = P11_CALL(t->module, C_CloseAllSessions, t->slot);
+    if (rv != CKR_OK)
+        return hsmtls_p11_error_set(rv, "closing sessions on token \"%s\": %s", t->label,
+                                    hsmtls_p11_rv_name(rv));
+    return 0;
+}
+
+void hsmtls_p11_token_drop_sessions(hsmtls_p11_token *t)
+{
+    /* One lost session usually means all were lost (token reset, logout by another
+     * application): close every idle one so a retry starts fresh, and log in again. */
+    pthread_mutex_lock(&t->lock);
+    CK_SESSION_HANDLE *idle = t->idle;
+    size_t n = t->nidle;
+    t->idle = NULL;
+    t->nidle = t->idle_cap = 0;
+    t->open_sessions -= n;
+    t->logged_in = 0;
+    pthread_mutex_unlock(&t->lock);
+    for (size_t i = 0; i < n; i++)
+        P11_CALL(t->module, C_CloseSession, idle[i]);
+    free(idle);
+}
