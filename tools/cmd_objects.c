@@ -53,7 +53,8 @@ int cmd_objects(int argc, char **argv)
         hsmtls_p11_uri_free(uri);
         return cli_fail("objects");
     }
-    qsort(objs, n, sizeof *objs, by_label);
+    if (n > 1)
+        qsort(objs, n, sizeof *objs, by_label);
     for (size_t k = 0; k < n; k++) {
         hsmtls_p11_object *o = objs[k];
         size_t id_len;

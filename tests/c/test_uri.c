@@ -1,5 +1,6 @@
 /* Tests of pkcs11/uri.c: parsing every RFC 7512 attribute, the errors for malformed
  * URIs (and that no PIN leaks into them), matching, formatting and percent-encoding. */
+#include "check.h"
 #include "hsmtls/p11_error.h"
 #include "hsmtls/p11_uri.h"
 
@@ -8,19 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (cond) {                                                          \
-            passed++;                                                        \
-        } else {                                                             \
-            failed++;                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-        }                                                                    \
-    } while (0)
 
 #define NOCLASS ((CK_OBJECT_CLASS)-1)
 #define PIN "s3cr3tPIN"
@@ -527,6 +515,5 @@ int main(void)
     test_match_token_slot_module();
     test_match_object();
     test_format();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_finish();
 }

@@ -1,0 +1,89 @@
+"""Shared fixtures: the build under test and one SoftHSM2 sandbox per test session
+(per xdist worker), made by softhsm/sandbox exactly as users make theirs."""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = pathlib.Path(os.environ.get("HSMTLS_BUILD_DIR", ROOT / "build")).resolve()
+BIN = BUILD / "bin"
+
+
+def sanitized():
+    cache = BUILD / "CMakeCache.txt"
+    return cache.exists() and "HSMTLS_SANITIZE:BOOL=ON" in cache.read_text()
+
+
+def base_env():
+    env = dict(os.environ)
+    for var in ("HSMTLS_PKCS11_MODULE", "HSMTLS_DEBUG", "SOFTHSM2_CONF", "OPENSSL_CONF"):
+        env.pop(var, None)
+    if sanitized():
+        env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
+        env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    return env
+
+
+def sanitizer_preload():
+    """LD_PRELOAD for a program that is not instrumented (the system openssl) but loads
+    our sanitized code: libasan must come first, and SoftHSM2 (C++) needs libstdc++ there
+    from the start. Empty for a normal build."""
+    if not sanitized():
+        return {}
+    libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+                             text=True).stdout.strip()
+    return {"LD_PRELOAD": f"{libasan} libstdc++.so.6", "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+class Sandbox:
+    def __init__(self, path):
+        self.dir = path
+        self.env = base_env()
+        for line in (path / "env.sh").read_text().splitlines():
+            if line.startswith("export "):
+                key, _, value = line[len("export "):].partition("=")
+                self.env[key] = value.strip("'\"")
+
+    def run(self, *args, env=None, input=None, timeout=60, check=False):
+        """Runs a command in the sandbox's environment; returns the CompletedProcess."""
+        merged = dict(self.env)
+        merged.update(env or {})
+        merged = {k: v for k, v in merged.items() if v is not None}
+        proc = subprocess.run([str(a) for a in args], env=merged, input=input, text=True,
+                              capture_output=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def hsmtls(self, *args, **kw):
+        proc = self.run(BIN / "hsmtls", *args, **kw)
+        assert_no_sanitizer_report(proc)
+        return proc
+
+
+def assert_no_sanitizer_report(proc):
+    out = proc.stdout + proc.stderr
+    assert "ERROR: AddressSanitizer" not in out and "ERROR: LeakSanitizer" not in out, out
+    assert "runtime error:" not in out, out
+
+
+@pytest.fixture(scope="session")
+def build():
+    missing = [p for p in ("hsmtls", "test_core", "test_uri") if not (BIN / p).exists()]
+    if missing:
+        pytest.fail(f"build {BUILD} lacks {missing}: build first (see README)")
+    return BIN
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory, build):
+    path = tmp_path_factory.getbasetemp() / "sandbox"
+    subprocess.run([str(ROOT / "softhsm" / "sandbox"), str(path)], check=True,
+                   capture_output=True, text=True, env=base_env())
+    box = Sandbox(path)
+    # A third token that tests may change without disturbing the others.
+    box.run("softhsm2-util", "--init-token", "--free", "--label", "scratch",
+            "--so-pin", "12345678", "--pin", "1234", check=True)
+    return box

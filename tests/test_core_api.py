@@ -1,0 +1,28 @@
+"""The PKCS#11 core's C API tests (tests/c/*.c), run against the sandbox."""
+import pytest
+
+from conftest import BIN, assert_no_sanitizer_report
+
+CORE_CASES = ["ops", "calls", "login", "callback", "pool", "invalidate", "fork", "added", "errors"]
+
+
+def assert_clean(proc):
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert " 0 failed" in proc.stdout, out
+    assert_no_sanitizer_report(proc)
+
+
+def test_uri(sandbox):
+    assert_clean(sandbox.run(BIN / "test_uri"))
+
+
+@pytest.mark.parametrize("case", CORE_CASES)
+def test_core(sandbox, case):
+    if case == "added":
+        # The case adds "later" to the scratch token: start from a token without it.
+        for kind in ("secrkey", "cert"):
+            sandbox.run("pkcs11-tool", "--module", sandbox.env["HSMTLS_PKCS11_MODULE"],
+                        "--token-label", "scratch", "--login", "--pin", "1234",
+                        "--delete-object", "--type", kind, "--label", "later")
+    assert_clean(sandbox.run(BIN / "test_core", sandbox.dir, case, timeout=300))
