@@ -64,6 +64,10 @@ int cmd_tokens(int argc, char **argv)
             last = m;
         }
         const CK_TOKEN_INFO *ti = hsmtls_p11_token_info(tokens[k]);
+        if (!(ti->flags & CKF_TOKEN_INITIALIZED)) {
+            printf("  slot %lu: uninitialized token\n", (unsigned long)hsmtls_p11_token_slot(tokens[k]));
+            continue;
+        }
         printf("  slot %lu: token \"%s\"", (unsigned long)hsmtls_p11_token_slot(tokens[k]),
                hsmtls_p11_token_label(tokens[k]));
         print_padded("manufacturer", ti->manufacturerID, sizeof ti->manufacturerID);
