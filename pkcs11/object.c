@@ -374,7 +374,7 @@ hsmtls_p11_object *hsmtls_p11_object_sibling(hsmtls_p11_object *o, CK_OBJECT_CLA
     return found;
 }
 
-int hsmtls_p11_object_relocate(hsmtls_p11_object *o, CK_SESSION_HANDLE s)
+CK_RV hsmtls_p11_object_relocate(hsmtls_p11_object *o, CK_SESSION_HANDLE s)
 {
     struct search q = { o->cls, o->label, o->id, o->id_len };
     CK_OBJECT_HANDLE *handles;
@@ -386,8 +386,8 @@ int hsmtls_p11_object_relocate(hsmtls_p11_object *o, CK_SESSION_HANDLE s)
     }
     free(handles);
     if (rv != CKR_OK)
-        return (int)rv;
-    return n > 0 ? (int)CKR_OK : (int)CKR_OBJECT_HANDLE_INVALID;
+        return rv;
+    return n > 0 ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
 }
 
 hsmtls_p11_token *hsmtls_p11_object_token(const hsmtls_p11_object *o) { return o->token; }

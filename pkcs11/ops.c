@@ -89,7 +89,7 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
             return -1; /* ensure_login after acquire: a fork shows up in acquire */
         op->started = 0;
         if (atomic_load(&o->generation) != atomic_load(&hsmtls_p11_fork_generation))
-            rv = (CK_RV)hsmtls_p11_object_relocate(o, s);
+            rv = hsmtls_p11_object_relocate(o, s);
         else
             rv = CKR_OK;
         if (rv == CKR_OK)

@@ -117,10 +117,9 @@ void hsmtls_p11_pin_free(char *pin);
 
 /* attrs.c */
 int hsmtls_p11_object_read_attributes(hsmtls_p11_object *o, CK_SESSION_HANDLE s);
-const char *hsmtls_p11_curve_from_params(const unsigned char *p, size_t len, unsigned *bits);
 void hsmtls_p11_object_free(hsmtls_p11_object *o);
 
 /* object.c */
-int hsmtls_p11_object_relocate(hsmtls_p11_object *o, CK_SESSION_HANDLE s);
+CK_RV hsmtls_p11_object_relocate(hsmtls_p11_object *o, CK_SESSION_HANDLE s);
 
 #endif

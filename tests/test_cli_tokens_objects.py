@@ -49,6 +49,7 @@ def test_without_pin_only_public_objects(sandbox):
     assert proc.returncode == 0
     assert "private-key" not in proc.stdout
     assert proc.stdout.count("certificate") == len(SERVER_LABELS)
+    assert "listed only after login" in proc.stderr
 
 
 def test_pin_source_and_login_prompt(sandbox):

@@ -3,7 +3,8 @@ import pytest
 
 from conftest import BIN, assert_no_sanitizer_report
 
-CORE_CASES = ["ops", "calls", "login", "callback", "pool", "invalidate", "fork", "added", "errors"]
+CORE_CASES = ["ops", "calls", "login", "callback", "pool", "invalidate", "fork", "added", "errors",
+              "curves"]
 
 
 def assert_clean(proc):

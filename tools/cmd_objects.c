@@ -69,13 +69,16 @@ int cmd_objects(int argc, char **argv)
                ouri ? ouri : "?");
         free(ouri);
     }
-    if (n == 0) {
-        fprintf(stderr, "hsmtls objects: nothing matches %s%s\n", hsmtls_p11_uri_masked(uri),
-                !opt.login && !opt.pin_source && !hsmtls_p11_uri_pin_value(uri) &&
-                        !hsmtls_p11_uri_pin_source(uri)
-                    ? " (private keys show only after login: add ?pin-value=, --pin-source or --login)"
-                    : "");
-    }
+    int pin_given = opt.login || opt.pin_source || hsmtls_p11_uri_pin_value(uri) ||
+                    hsmtls_p11_uri_pin_source(uri);
+    int any_private = 0;
+    for (size_t k = 0; k < n; k++)
+        any_private |= hsmtls_p11_object_class(objs[k]) == CKO_PRIVATE_KEY;
+    if (n == 0)
+        fprintf(stderr, "hsmtls objects: nothing matches %s\n", hsmtls_p11_uri_masked(uri));
+    if (!pin_given && !any_private)
+        fprintf(stderr, "hsmtls objects: private keys are listed only after login: add "
+                        "?pin-value= or ?pin-source= to the URI, --pin-source FILE or --login\n");
     free(objs);
     hsmtls_p11_uri_free(uri);
     return n == 0 ? CLI_FAILED : CLI_OK;

@@ -398,12 +398,39 @@ static void case_errors(void)
     CHECK(cert && hsmtls_p11_sign(cert, &mech, message, 10, sig, &siglen) < 0);
 }
 
+/* CKA_EC_PARAMS as tokens write it: an OID, or for EdDSA a PrintableString name. */
+static void case_curves(void)
+{
+    static const unsigned char p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+    static const unsigned char ed25519_oid[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
+    static const unsigned char ed448_oid[] = { 0x06, 0x03, 0x2b, 0x65, 0x71 };
+    static const unsigned char ed25519_name[] = { 0x13, 0x0c, 'e', 'd', 'w', 'a', 'r', 'd', 's', '2', '5', '5', '1', '9' };
+    static const unsigned char ed448_name[] = { 0x13, 0x0a, 'e', 'd', 'w', 'a', 'r', 'd', 's', '4', '4', '8' };
+    static const unsigned char secp256k1[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a };
+    static const unsigned char truncated[] = { 0x13, 0x0c, 'e', 'd', 'w' };
+    unsigned bits = 0;
+    const char *c = hsmtls_p11_curve_from_params(p256, sizeof p256, &bits);
+    CHECK(c && strcmp(c, "P-256") == 0 && bits == 256);
+    c = hsmtls_p11_curve_from_params(ed25519_oid, sizeof ed25519_oid, &bits);
+    CHECK(c && strcmp(c, "ED25519") == 0);
+    c = hsmtls_p11_curve_from_params(ed25519_name, sizeof ed25519_name, &bits);
+    CHECK(c && strcmp(c, "ED25519") == 0);
+    c = hsmtls_p11_curve_from_params(ed448_oid, sizeof ed448_oid, &bits);
+    CHECK(c && strcmp(c, "ED448") == 0 && bits == 456);
+    c = hsmtls_p11_curve_from_params(ed448_name, sizeof ed448_name, &bits);
+    CHECK(c && strcmp(c, "ED448") == 0);
+    CHECK(hsmtls_p11_curve_from_params(secp256k1, sizeof secp256k1, &bits) == NULL);
+    CHECK(hsmtls_p11_curve_from_params(truncated, sizeof truncated, &bits) == NULL);
+    CHECK(hsmtls_p11_curve_from_params(NULL, 0, &bits) == NULL);
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; void (*run)(void); } cases[] = {
         { "ops", case_ops }, { "calls", case_calls }, { "login", case_login },
         { "callback", case_callback }, { "pool", case_pool }, { "invalidate", case_invalidate },
         { "fork", case_fork }, { "added", case_added }, { "errors", case_errors },
+        { "curves", case_curves },
     };
     if (argc != 3) {
         fprintf(stderr, "usage: test_core SANDBOX_DIR CASE\n");

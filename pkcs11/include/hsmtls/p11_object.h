@@ -54,6 +54,11 @@ const unsigned char *hsmtls_p11_object_cert_der(const hsmtls_p11_object *o, size
 /* The object's URI, malloc'd; pasted back it finds this object. */
 char *hsmtls_p11_object_uri(const hsmtls_p11_object *o);
 
+/* The curve a CKA_EC_PARAMS value names, whether an OID or a PrintableString name
+ * ("edwards25519"): "P-256", "P-384", "P-521", "ED25519", "ED448", with its size in
+ * *bits; NULL for a curve the core does not support. */
+const char *hsmtls_p11_curve_from_params(const unsigned char *params, size_t len, unsigned *bits);
+
 /* The public half as a software key in `libctx` (NULL: default), for verifying and for
  * giving OpenSSL the public parameters. NULL with a message when it is not known. */
 EVP_PKEY *hsmtls_p11_object_public_key(hsmtls_p11_object *o, OSSL_LIB_CTX *libctx,
