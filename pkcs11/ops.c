@@ -17,32 +17,34 @@ struct op {
 
 typedef CK_RV (*op_fn)(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op);
 
-static CK_RV sign_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
+/* Init, the context-specific login a CKA_ALWAYS_AUTHENTICATE key wants, then the
+ * single-part call: the same steps for signing and decrypting. */
+static CK_RV single_part(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op, int decrypt)
 {
     hsmtls_p11_module *m = o->token->module;
-    CK_RV rv = P11_CALL(m, C_SignInit, s, (CK_MECHANISM *)op->mech, atomic_load(&o->handle));
+    CK_MECHANISM *mech = (CK_MECHANISM *)op->mech;
+    CK_OBJECT_HANDLE h = atomic_load(&o->handle);
+    CK_RV rv = decrypt ? P11_CALL(m, C_DecryptInit, s, mech, h) : P11_CALL(m, C_SignInit, s, mech, h);
     if (rv != CKR_OK)
         return rv;
     op->started = 1;
     if (o->always_authenticate && (rv = hsmtls_p11_token_context_login(o->token, s)) != CKR_OK)
         return rv;
-    rv = P11_CALL(m, C_Sign, s, (unsigned char *)op->in, op->in_len, op->out, &op->out_len);
-    op->started = rv == CKR_BUFFER_TOO_SMALL;
+    unsigned char *in = (unsigned char *)op->in;
+    rv = decrypt ? P11_CALL(m, C_Decrypt, s, in, op->in_len, op->out, &op->out_len)
+                 : P11_CALL(m, C_Sign, s, in, op->in_len, op->out, &op->out_len);
+    op->started = rv == CKR_BUFFER_TOO_SMALL; /* other results end the operation */
     return rv;
+}
+
+static CK_RV sign_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
+{
+    return single_part(o, s, op, 0);
 }
 
 static CK_RV decrypt_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
 {
-    hsmtls_p11_module *m = o->token->module;
-    CK_RV rv = P11_CALL(m, C_DecryptInit, s, (CK_MECHANISM *)op->mech, atomic_load(&o->handle));
-    if (rv != CKR_OK)
-        return rv;
-    op->started = 1;
-    if (o->always_authenticate && (rv = hsmtls_p11_token_context_login(o->token, s)) != CKR_OK)
-        return rv;
-    rv = P11_CALL(m, C_Decrypt, s, (unsigned char *)op->in, op->in_len, op->out, &op->out_len);
-    op->started = rv == CKR_BUFFER_TOO_SMALL;
-    return rv;
+    return single_part(o, s, op, 1);
 }
 
 static CK_RV derive_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
