@@ -1,0 +1,254 @@
+/* The provider's entry point: reads its settings from openssl.cnf, says which
+ * algorithms it offers, and reports errors through the core.
+ *
+ *   [hsmtls_sect]
+ *   module = /usr/lib/x86_64-linux-gnu/ossl-modules/hsmtls.so
+ *   activate = 1
+ *   pkcs11-module-path = /usr/lib/softhsm/libsofthsm2.so   # else the URI, registry, ...
+ *   pkcs11-pin = 1234                                      # after the URI's PIN
+ *   pkcs11-pin-source = file:/etc/hsm/pin                  # after pkcs11-pin
+ *
+ * HSMTLS_PKCS11_MODULE in the environment still overrides the module (the core's rule).
+ * The core (modules, sessions, logins) is never finalised here: SoftHSM2 can crash when
+ * finalised while its static destructors run at process exit. */
+#include "provider.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+
+#define HSMTLS_PARAM_MODULE_PATH "pkcs11-module-path"
+#define HSMTLS_PARAM_PIN "pkcs11-pin"
+#define HSMTLS_PARAM_PIN_SOURCE "pkcs11-pin-source"
+
+void hsmtls_prov_error(const hsmtls_provctx *pc, int reason, const char *file, int line,
+                       const char *func, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (pc && pc->core_new_error && pc->core_vset_error) {
+        pc->core_new_error(pc->handle);
+        if (pc->core_set_error_debug)
+            pc->core_set_error_debug(pc->handle, file, line, func);
+        pc->core_vset_error(pc->handle, (uint32_t)reason, fmt, ap);
+    }
+    va_end(ap);
+}
+
+const char *hsmtls_key_type_name(const hsmtls_p11_object *o)
+{
+    switch (hsmtls_p11_object_key_type(o)) {
+    case CKK_RSA:
+        return "RSA";
+    case CKK_EC:
+        return "EC";
+    case CKK_EC_EDWARDS: {
+        const char *curve = hsmtls_p11_object_curve(o);
+        if (curve && strcmp(curve, "ED25519") == 0)
+            return "ED25519";
+        if (curve && strcmp(curve, "ED448") == 0)
+            return "ED448";
+        return NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
+hsmtls_p11_lookup hsmtls_prov_lookup(const hsmtls_provctx *pc)
+{
+    hsmtls_p11_lookup l = { 0 };
+    l.module_path = pc->module_path;
+    l.pin = pc->pin;
+    l.pin_source = pc->pin_source;
+    l.login = HSMTLS_P11_LOGIN_AUTO;
+    return l;
+}
+
+/* Names as the default provider spells them, so EVP_PKEY_is_a(), libssl's key type
+ * checks and cross-provider comparisons see our keys as the usual types. */
+static const OSSL_ALGORITHM store_algs[] = {
+    { "pkcs11", HSMTLS_PROV_PROPS, hsmtls_store_functions, "PKCS#11 URIs (RFC 7512)" },
+    { NULL, NULL, NULL, NULL },
+};
+
+static const OSSL_ALGORITHM keymgmt_algs[] = {
+    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", HSMTLS_PROV_PROPS, hsmtls_rsa_keymgmt_functions,
+      "RSA keys on a PKCS#11 token" },
+    { "EC:id-ecPublicKey:1.2.840.10045.2.1", HSMTLS_PROV_PROPS, hsmtls_ec_keymgmt_functions,
+      "EC keys on a PKCS#11 token" },
+    { "ED25519:1.3.101.112", HSMTLS_PROV_PROPS, hsmtls_ed25519_keymgmt_functions,
+      "Ed25519 keys on a PKCS#11 token" },
+    { "ED448:1.3.101.113", HSMTLS_PROV_PROPS, hsmtls_ed448_keymgmt_functions,
+      "Ed448 keys on a PKCS#11 token" },
+    { NULL, NULL, NULL, NULL },
+};
+
+static const OSSL_ALGORITHM signature_algs[] = {
+    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", HSMTLS_PROV_PROPS, hsmtls_rsa_signature_functions,
+      "RSA PKCS#1 v1.5 and PSS signatures by a PKCS#11 token" },
+    { "ECDSA", HSMTLS_PROV_PROPS, hsmtls_ecdsa_signature_functions, "ECDSA by a PKCS#11 token" },
+    { "ED25519:1.3.101.112", HSMTLS_PROV_PROPS, hsmtls_eddsa_signature_functions,
+      "Ed25519 by a PKCS#11 token" },
+    { "ED448:1.3.101.113", HSMTLS_PROV_PROPS, hsmtls_eddsa_signature_functions,
+      "Ed448 by a PKCS#11 token" },
+    { NULL, NULL, NULL, NULL },
+};
+
+static const OSSL_ALGORITHM *query(void *provctx, int operation_id, int *no_cache)
+{
+    *no_cache = 0;
+    switch (operation_id) {
+    case OSSL_OP_STORE:
+        return store_algs;
+    case OSSL_OP_KEYMGMT:
+        return keymgmt_algs;
+    case OSSL_OP_SIGNATURE:
+        return signature_algs;
+    default:
+        return NULL;
+    }
+}
+
+static const OSSL_PARAM *gettable_params(void *provctx)
+{
+    static const OSSL_PARAM list[] = {
+        OSSL_PARAM_DEFN(OSSL_PROV_PARAM_NAME, OSSL_PARAM_UTF8_PTR, NULL, 0),
+        OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
+        OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL, 0),
+        OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
+        OSSL_PARAM_END,
+    };
+    return list;
+}
+
+static int get_params(void *provctx, OSSL_PARAM params[])
+{
+    OSSL_PARAM *p;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME)) &&
+        !OSSL_PARAM_set_utf8_ptr(p, "hsmtls PKCS#11 provider"))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION)) &&
+        !OSSL_PARAM_set_utf8_ptr(p, HSMTLS_VERSION))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO)) &&
+        !OSSL_PARAM_set_utf8_ptr(p, "hsmtls " HSMTLS_VERSION))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS)) && !OSSL_PARAM_set_int(p, 1))
+        return 0;
+    return 1;
+}
+
+static const OSSL_ITEM *reason_strings(void *provctx)
+{
+    static const OSSL_ITEM reasons[] = {
+        { HSMTLS_R_PKCS11, "PKCS#11 error" },
+        { HSMTLS_R_PRIVATE_KEY_EXPORT, "private key cannot leave the token" },
+        { HSMTLS_R_UNSUPPORTED, "not supported by hsmtls" },
+        { HSMTLS_R_BAD_ARGUMENT, "bad argument" },
+        { HSMTLS_R_INTERNAL, "internal error" },
+        { 0, NULL },
+    };
+    return reasons;
+}
+
+static void provctx_free(hsmtls_provctx *pc)
+{
+    if (!pc)
+        return;
+    if (pc->sw_default)
+        OSSL_PROVIDER_unload(pc->sw_default);
+    OSSL_LIB_CTX_free(pc->sw);
+    free(pc->module_path);
+    if (pc->pin) {
+        OPENSSL_cleanse(pc->pin, strlen(pc->pin));
+        free(pc->pin);
+    }
+    free(pc->pin_source);
+    free(pc);
+}
+
+static void teardown(void *provctx)
+{
+    provctx_free(provctx);
+}
+
+static const OSSL_DISPATCH provider_functions[] = {
+    { OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))teardown },
+    { OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))gettable_params },
+    { OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))get_params },
+    { OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))query },
+    { OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))reason_strings },
+    { 0, NULL },
+};
+
+/* Copies a config value; an empty value counts as unset. */
+static int take(const char *value, char **out)
+{
+    if (!value || !*value)
+        return 1;
+    *out = strdup(value);
+    return *out != NULL;
+}
+
+/* Only the entry point is visible: the module links its own copy of the PKCS#11 core,
+ * which must not interpose on (or be interposed by) another copy in the process. */
+__attribute__((visibility("default")))
+int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                       const OSSL_DISPATCH **out, void **provctx)
+{
+    hsmtls_provctx *pc = calloc(1, sizeof *pc);
+    if (!pc)
+        return 0;
+    pc->handle = handle;
+    OSSL_FUNC_core_get_params_fn *core_get_params = NULL;
+    for (; in->function_id != 0; in++) {
+        switch (in->function_id) {
+        case OSSL_FUNC_CORE_GET_PARAMS:
+            core_get_params = OSSL_FUNC_core_get_params(in);
+            break;
+        case OSSL_FUNC_CORE_NEW_ERROR:
+            pc->core_new_error = OSSL_FUNC_core_new_error(in);
+            break;
+        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+            pc->core_set_error_debug = OSSL_FUNC_core_set_error_debug(in);
+            break;
+        case OSSL_FUNC_CORE_VSET_ERROR:
+            pc->core_vset_error = OSSL_FUNC_core_vset_error(in);
+            break;
+        default:
+            break;
+        }
+    }
+
+    if (core_get_params) {
+        char *module_path = NULL, *pin = NULL, *pin_source = NULL;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_MODULE_PATH, &module_path, 0),
+            OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_PIN, &pin, 0),
+            OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_PIN_SOURCE, &pin_source, 0),
+            OSSL_PARAM_END,
+        };
+        if (!core_get_params(handle, params) || !take(module_path, &pc->module_path) ||
+            !take(pin, &pc->pin) || !take(pin_source, &pc->pin_source)) {
+            provctx_free(pc);
+            return 0;
+        }
+    }
+
+    /* A library context of our own with the default provider, not a child of the
+     * caller's: a child would also see this provider, and a software verify or
+     * public-key import could then come straight back to the token code. */
+    pc->sw = OSSL_LIB_CTX_new();
+    if (!pc->sw || !(pc->sw_default = OSSL_PROVIDER_load(pc->sw, "default"))) {
+        provctx_free(pc);
+        return 0;
+    }
+    *out = provider_functions;
+    *provctx = pc;
+    return 1;
+}

@@ -1,0 +1,91 @@
+/* What the provider's parts share: the provider context, the key object that the
+ * store, key management and signature code pass between them, and error reporting
+ * through the core (so `openssl` prints the PKCS#11 core's message). */
+#ifndef HSMTLS_PROVIDER_H
+#define HSMTLS_PROVIDER_H
+
+#include <stdarg.h>
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
+#include <openssl/evp.h>
+
+#include "hsmtls/p11_object.h"
+#include "hsmtls/p11_token.h"
+
+/* The name every algorithm is registered under ("provider=hsmtls"); software work is
+ * done in a library context of our own, so it never lands back here. */
+#define HSMTLS_PROV_NAME "hsmtls"
+#define HSMTLS_PROV_PROPS "provider=" HSMTLS_PROV_NAME
+
+typedef struct hsmtls_provctx {
+    const OSSL_CORE_HANDLE *handle;
+    OSSL_FUNC_core_new_error_fn *core_new_error;
+    OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;
+    OSSL_FUNC_core_vset_error_fn *core_vset_error;
+    /* A private library context with only the default provider: public-key
+     * arithmetic, digests and signature verification happen there. */
+    OSSL_LIB_CTX *sw;
+    OSSL_PROVIDER *sw_default;
+    /* From openssl.cnf's provider section; the URI's own attributes win. */
+    char *module_path;
+    char *pin;
+    char *pin_source;
+} hsmtls_provctx;
+
+/* Reason codes (the provider's reason strings in provider.c). */
+enum {
+    HSMTLS_R_PKCS11 = 1,          /* the PKCS#11 core failed; the message says why */
+    HSMTLS_R_PRIVATE_KEY_EXPORT,  /* a token's private key cannot leave it */
+    HSMTLS_R_UNSUPPORTED,         /* a mode, digest or key type we do not do */
+    HSMTLS_R_BAD_ARGUMENT,
+    HSMTLS_R_INTERNAL,
+};
+
+void hsmtls_prov_error(const hsmtls_provctx *pc, int reason, const char *file, int line,
+                       const char *func, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+#define HSMTLS_PROV_ERR(pc, reason, ...) \
+    hsmtls_prov_error((pc), (reason), OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, __VA_ARGS__)
+/* The PKCS#11 core's last message, prefixed with what we were doing. */
+#define HSMTLS_PROV_P11_ERR(pc, what) \
+    HSMTLS_PROV_ERR((pc), HSMTLS_R_PKCS11, "%s: %s", (what), hsmtls_p11_error_message())
+
+/* A key as the provider holds it. A token key (priv and/or pub set) or a public key
+ * imported from software (only `soft`): libcrypto imports a certificate's key here to
+ * compare it with ours. `soft` is the public half in pc->sw, always set once the key
+ * is complete; token objects are the core's and never freed. */
+typedef struct hsmtls_key {
+    hsmtls_provctx *pc;
+    const char *type;             /* "RSA", "EC", "ED25519", "ED448" */
+    hsmtls_p11_object *priv;
+    hsmtls_p11_object *pub;
+    EVP_PKEY *soft;
+} hsmtls_key;
+
+/* The reference the store hands libcrypto for a key, and keymgmt load() takes back.
+ * It lives in the store's context only while the object callback runs. */
+#define HSMTLS_KEY_REF_MAGIC 0x68736d6bu /* "hsmk" */
+typedef struct hsmtls_key_ref {
+    unsigned magic;
+    hsmtls_provctx *pc;
+    hsmtls_p11_object *object;
+} hsmtls_key_ref;
+
+/* "RSA", "EC", "ED25519", "ED448" for a token object's key type (certificates: their
+ * key's), NULL for a type we do not handle. */
+const char *hsmtls_key_type_name(const hsmtls_p11_object *o);
+
+/* The core's lookup options with the provider's configuration filled in. */
+hsmtls_p11_lookup hsmtls_prov_lookup(const hsmtls_provctx *pc);
+
+/* Dispatch tables, by concern. */
+extern const OSSL_DISPATCH hsmtls_store_functions[];
+extern const OSSL_DISPATCH hsmtls_rsa_keymgmt_functions[];
+extern const OSSL_DISPATCH hsmtls_ec_keymgmt_functions[];
+extern const OSSL_DISPATCH hsmtls_ed25519_keymgmt_functions[];
+extern const OSSL_DISPATCH hsmtls_ed448_keymgmt_functions[];
+extern const OSSL_DISPATCH hsmtls_rsa_signature_functions[];
+extern const OSSL_DISPATCH hsmtls_ecdsa_signature_functions[];
+extern const OSSL_DISPATCH hsmtls_eddsa_signature_functions[];
+
+#endif
