@@ -111,11 +111,19 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
         }
         break;
     }
-    if (rv != CKR_OK)
-        return hsmtls_p11_error_set(rv, "%s with \"%s\" on token \"%s\" (%s): %s", op->what,
-                                    o->label, t->label,
-                                    op->mech ? hsmtls_p11_mechanism_name(op->mech->mechanism) : "",
-                                    hsmtls_p11_rv_name(rv));
+    if (rv != CKR_OK) {
+        const char *why = "";
+        /* Worth a second look only on this error path: a remoting layer (p11-kit
+         * 0.24's RPC) lists mechanisms whose parameters it cannot forward. */
+        if (rv == CKR_MECHANISM_INVALID)
+            why = hsmtls_p11_token_has_mechanism(t, op->mech->mechanism)
+                      ? " (the token lists this mechanism, but its module refuses it here: a "
+                        "remoting layer may not forward it or its parameters)"
+                      : " (the token does not offer this mechanism)";
+        return hsmtls_p11_error_set(rv, "%s with \"%s\" on token \"%s\" (%s): %s%s", op->what,
+                                    o->label, t->label, hsmtls_p11_mechanism_name(op->mech->mechanism),
+                                    hsmtls_p11_rv_name(rv), why);
+    }
     *out_len = op->out_len;
     return 0;
 }

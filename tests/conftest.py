@@ -87,3 +87,27 @@ def sandbox(tmp_path_factory, build):
     box.run("softhsm2-util", "--init-token", "--free", "--label", "scratch",
             "--so-pin", "12345678", "--pin", "1234", check=True)
     return box
+
+
+P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
+
+
+@pytest.fixture(scope="session")
+def remote(sandbox, tmp_path_factory):
+    """The sandbox's server token exported by `p11-kit server` on a unix socket; returns
+    the environment that reaches it through p11-kit-client.so."""
+    import time
+    sock = tmp_path_factory.mktemp("remote") / "p11.sock"
+    proc = subprocess.Popen(["p11-kit", "server", "-f", "-s", "--provider",
+                             sandbox.env["HSMTLS_PKCS11_MODULE"], "-n", str(sock),
+                             "pkcs11:token=server"],
+                            env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"p11-kit server did not start: {proc.communicate()}")
+        time.sleep(0.05)
+    yield {"HSMTLS_PKCS11_MODULE": P11_KIT_CLIENT, "P11_KIT_SERVER_ADDRESS": f"unix:path={sock}"}
+    proc.terminate()
+    proc.communicate(timeout=10)

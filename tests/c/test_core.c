@@ -398,6 +398,32 @@ static void case_errors(void)
     CHECK(cert && hsmtls_p11_sign(cert, &mech, message, 10, sig, &siglen) < 0);
 }
 
+/* Through p11-kit's remoting (p11-kit-client.so): RSA and ECDSA work; what the RPC of
+ * p11-kit 0.24 cannot forward (CKM_EDDSA) fails with an error that names it. */
+static void case_remote(void)
+{
+    hsmtls_p11_object *ec = find("pkcs11:token=server;object=ec-p256;type=private?pin-value=1234", CKO_PRIVATE_KEY);
+    CHECK(ec && sign_ecdsa_and_verify(ec, "ec-p256"));
+    hsmtls_p11_object *rsa = find("pkcs11:token=server;object=rsa2048;type=private", CKO_PRIVATE_KEY);
+    unsigned char digest[32], sig[512];
+    size_t siglen = sizeof sig;
+    SHA256(message, sizeof message, digest);
+    CK_RSA_PKCS_PSS_PARAMS pp = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
+    CK_MECHANISM pss = { CKM_RSA_PKCS_PSS, &pp, sizeof pp };
+    CHECK_MSG(rsa && hsmtls_p11_sign(rsa, &pss, digest, sizeof digest, sig, &siglen) == 0, hsmtls_p11_error_message());
+    CHECK(soft_verify("rsa2048", EVP_sha256(), 1, message, sizeof message, sig, siglen));
+    hsmtls_p11_object *ed = find("pkcs11:token=server;object=ed25519;type=private", CKO_PRIVATE_KEY);
+    CK_MECHANISM eddsa = { CKM_EDDSA, NULL, 0 };
+    siglen = sizeof sig;
+    int rc = ed ? hsmtls_p11_sign(ed, &eddsa, message, sizeof message, sig, &siglen) : 0;
+    if (rc == 0) /* a p11-kit that forwards EdDSA: then the signature must be right */
+        CHECK(ed && soft_verify("ed25519", NULL, 0, message, sizeof message, sig, siglen));
+    else
+        CHECK_MSG(strstr(hsmtls_p11_error_message(), "CKM_EDDSA") &&
+                  strstr(hsmtls_p11_error_message(), "CKR_MECHANISM_INVALID") &&
+                  strstr(hsmtls_p11_error_message(), "mechanism"), hsmtls_p11_error_message());
+}
+
 /* CKA_EC_PARAMS as tokens write it: an OID, or for EdDSA a PrintableString name. */
 static void case_curves(void)
 {
@@ -430,7 +456,7 @@ int main(int argc, char **argv)
         { "ops", case_ops }, { "calls", case_calls }, { "login", case_login },
         { "callback", case_callback }, { "pool", case_pool }, { "invalidate", case_invalidate },
         { "fork", case_fork }, { "added", case_added }, { "errors", case_errors },
-        { "curves", case_curves },
+        { "curves", case_curves }, { "remote", case_remote },
     };
     if (argc != 3) {
         fprintf(stderr, "usage: test_core SANDBOX_DIR CASE\n");
