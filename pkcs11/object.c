@@ -15,6 +15,13 @@ struct hsmtls_p11_query {
     struct hsmtls_p11_query *next;
 };
 
+void hsmtls_p11_token_forget_queries(hsmtls_p11_token *t)
+{
+    pthread_mutex_lock(&t->lock);
+    hsmtls_p11_token_free_queries(t);
+    pthread_mutex_unlock(&t->lock);
+}
+
 void hsmtls_p11_token_free_queries(hsmtls_p11_token *t)
 {
     while (t->queries) {
@@ -101,10 +108,8 @@ static int push_object(hsmtls_p11_object ***out, size_t *n, hsmtls_p11_object *o
     return 0;
 }
 
-/* The kept object with this handle, or a new one read from the token. Caller holds
- * no lock: reading attributes talks to the token. Returns NULL (no error) to skip. */
-static hsmtls_p11_object *object_for_handle(hsmtls_p11_token *t, CK_SESSION_HANDLE s,
-                                            CK_OBJECT_HANDLE h, int *failed)
+hsmtls_p11_object *hsmtls_p11_object_for_handle(hsmtls_p11_token *t, CK_SESSION_HANDLE s,
+                                               CK_OBJECT_HANDLE h, int *failed)
 {
     unsigned gen = atomic_load(&hsmtls_p11_fork_generation);
     pthread_mutex_lock(&t->lock);
@@ -208,7 +213,7 @@ static int search_token(hsmtls_p11_token *t, const struct search *q,
     CK_RV rv = find_handles(t, s, q, &handles, &nh);
     int failed = 0;
     for (CK_ULONG i = 0; rv == CKR_OK && i < nh && !failed; i++) {
-        hsmtls_p11_object *o = object_for_handle(t, s, handles[i], &failed);
+        hsmtls_p11_object *o = hsmtls_p11_object_for_handle(t, s, handles[i], &failed);
         if (o && push_object(out, n, o) < 0)
             failed = -1;
     }
@@ -232,7 +237,7 @@ static int search_token(hsmtls_p11_token *t, const struct search *q,
 
 /* An EC or EdDSA private key has no CKA_EC_POINT: borrow it from its public key or
  * certificate, so the public half is known without a second lookup by the caller. */
-static void complete_public_half(hsmtls_p11_object *o)
+void hsmtls_p11_object_complete_public(hsmtls_p11_object *o)
 {
     if (o->cls != CKO_PRIVATE_KEY || o->key_type == CKK_RSA || o->ec_point)
         return;
@@ -303,7 +308,7 @@ int hsmtls_p11_objects_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *
     }
     free(tokens);
     for (size_t i = 0; ret == 0 && i < *n; i++)
-        complete_public_half((*out)[i]);
+        hsmtls_p11_object_complete_public((*out)[i]);
     if (ret < 0) {
         free(*out);
         *out = NULL;

@@ -121,5 +121,15 @@ void hsmtls_p11_object_free(hsmtls_p11_object *o);
 
 /* object.c */
 CK_RV hsmtls_p11_object_relocate(hsmtls_p11_object *o, CK_SESSION_HANDLE s);
+/* The kept object with this handle, or a new one read from the token. Caller holds
+ * no lock: reading attributes talks to the token. NULL without *failed set: a kind of
+ * object the core skips. */
+hsmtls_p11_object *hsmtls_p11_object_for_handle(hsmtls_p11_token *t, CK_SESSION_HANDLE s,
+                                               CK_OBJECT_HANDLE h, int *failed);
+/* An EC or EdDSA private key has no CKA_EC_POINT: borrows it from its public key or
+ * certificate. */
+void hsmtls_p11_object_complete_public(hsmtls_p11_object *o);
+/* Drops the lookup cache after the token's contents changed (caller holds no lock). */
+void hsmtls_p11_token_forget_queries(hsmtls_p11_token *t);
 
 #endif

@@ -4,7 +4,7 @@ import pytest
 from conftest import BIN, assert_no_sanitizer_report
 
 CORE_CASES = ["ops", "calls", "login", "callback", "pool", "invalidate", "fork", "added", "errors",
-              "curves"]  # "remote" runs in test_remote_token.py
+              "curves", "keygen"]  # "remote" runs in test_remote_token.py
 
 
 def assert_clean(proc):

@@ -424,6 +424,74 @@ static void case_remote(void)
                   strstr(hsmtls_p11_error_message(), "mechanism"), hsmtls_p11_error_message());
 }
 
+static int verify_with_public(hsmtls_p11_object *key, const EVP_MD *md, const unsigned char *sig, size_t siglen)
+{
+    EVP_PKEY *pub = hsmtls_p11_object_public_key(key, NULL, NULL);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = pub && ctx && EVP_DigestVerifyInit(ctx, NULL, md, NULL, pub) == 1 &&
+             EVP_DigestVerify(ctx, sig, siglen, message, sizeof message) == 1;
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pub);
+    return ok;
+}
+
+/* Key pairs generated on the scratch token sign, and their public half verifies. */
+static void case_keygen(void)
+{
+    char label[64];
+    unsigned char id[4] = { 0x70, (unsigned char)(getpid() >> 16), (unsigned char)(getpid() >> 8), (unsigned char)getpid() };
+    hsmtls_p11_uri *uri = hsmtls_p11_uri_parse("pkcs11:token=scratch?pin-value=1234");
+    static const struct { CK_KEY_TYPE type; const char *curve; unsigned bits; } kinds[] = {
+        { CKK_EC, "P-256", 0 }, { CKK_RSA, NULL, 2048 }, { CKK_EC_EDWARDS, "ED25519", 0 },
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(label, sizeof label, "gen-%d-%ld", i, (long)getpid());
+        id[0] = (unsigned char)(0x70 + i);
+        hsmtls_p11_keygen spec = { kinds[i].type, kinds[i].bits, kinds[i].curve, label, id, sizeof id };
+        hsmtls_p11_object *k = hsmtls_p11_generate_key_pair(uri, NULL, &spec);
+        CHECK_MSG(k != NULL, hsmtls_p11_error_message());
+        if (!k)
+            continue;
+        CHECK(hsmtls_p11_object_class(k) == CKO_PRIVATE_KEY && hsmtls_p11_object_key_type(k) == kinds[i].type);
+        unsigned char digest[32], sig[512], der[300];
+        size_t siglen = sizeof sig, der_len;
+        SHA256(message, sizeof message, digest);
+        if (kinds[i].type == CKK_EC) {
+            CK_MECHANISM m = { CKM_ECDSA, NULL, 0 };
+            CHECK(hsmtls_p11_sign(k, &m, digest, sizeof digest, sig, &siglen) == 0);
+            CHECK(ecdsa_raw_to_der(sig, siglen, der, &der_len) && verify_with_public(k, EVP_sha256(), der, der_len));
+        } else if (kinds[i].type == CKK_RSA) {
+            CK_RSA_PKCS_PSS_PARAMS pp = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
+            CK_MECHANISM m = { CKM_RSA_PKCS_PSS, &pp, sizeof pp };
+            CHECK(hsmtls_p11_sign(k, &m, digest, sizeof digest, sig, &siglen) == 0);
+            EVP_PKEY *pub = hsmtls_p11_object_public_key(k, NULL, NULL);
+            EVP_PKEY_CTX *pc = pub ? EVP_PKEY_CTX_new(pub, NULL) : NULL;
+            CHECK(pc && EVP_PKEY_verify_init(pc) == 1 && EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
+                  EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1 &&
+                  EVP_PKEY_verify(pc, sig, siglen, digest, sizeof digest) == 1);
+            EVP_PKEY_CTX_free(pc);
+            EVP_PKEY_free(pub);
+        } else {
+            CK_MECHANISM m = { CKM_EDDSA, NULL, 0 };
+            CHECK(hsmtls_p11_sign(k, &m, message, sizeof message, sig, &siglen) == 0);
+            CHECK(verify_with_public(k, NULL, sig, siglen));
+        }
+        /* Found again by URI, as any other key. */
+        char *text = hsmtls_p11_object_uri(k);
+        hsmtls_p11_uri *again = text ? hsmtls_p11_uri_parse(text) : NULL;
+        CHECK(again && hsmtls_p11_object_find(again, NULL, CKO_PRIVATE_KEY) == k);
+        hsmtls_p11_uri_free(again);
+        free(text);
+        /* The same label and id again: refused, never generated over. */
+        CHECK(hsmtls_p11_generate_key_pair(uri, NULL, &spec) == NULL);
+        CHECK_MSG(strstr(hsmtls_p11_error_message(), "already holds"), hsmtls_p11_error_message());
+    }
+    hsmtls_p11_keygen bad = { CKK_EC, 0, "P-192", "bad-curve", NULL, 0 };
+    CHECK(hsmtls_p11_generate_key_pair(uri, NULL, &bad) == NULL);
+    CHECK_MSG(strstr(hsmtls_p11_error_message(), "curve"), hsmtls_p11_error_message());
+    hsmtls_p11_uri_free(uri);
+}
+
 /* CKA_EC_PARAMS as tokens write it: an OID, or for EdDSA a PrintableString name. */
 static void case_curves(void)
 {
@@ -457,6 +525,7 @@ int main(int argc, char **argv)
         { "callback", case_callback }, { "pool", case_pool }, { "invalidate", case_invalidate },
         { "fork", case_fork }, { "added", case_added }, { "errors", case_errors },
         { "curves", case_curves }, { "remote", case_remote },
+        { "keygen", case_keygen },
     };
     if (argc != 3) {
         fprintf(stderr, "usage: test_core SANDBOX_DIR CASE\n");

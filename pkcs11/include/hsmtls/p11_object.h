@@ -81,6 +81,25 @@ int hsmtls_p11_decrypt(hsmtls_p11_object *key, const CK_MECHANISM *mech,
 int hsmtls_p11_derive(hsmtls_p11_object *key, const unsigned char *peer_point,
                       size_t peer_len, unsigned char *out, size_t *out_len);
 
+/* Key pair generation on a token. The private key is made sensitive, never
+ * extractable, and allowed to sign (and decrypt for RSA, derive for EC); the public key
+ * is kept on the token beside it with the same label and id. */
+typedef struct hsmtls_p11_keygen {
+    CK_KEY_TYPE key_type;       /* CKK_RSA, CKK_EC or CKK_EC_EDWARDS */
+    unsigned bits;              /* RSA modulus size (default 2048) */
+    const char *curve;          /* "P-256", "P-384", "P-521", "ED25519", "ED448" */
+    const char *label;          /* required */
+    const unsigned char *id;    /* optional; without one the label alone names the pair */
+    size_t id_len;
+} hsmtls_p11_keygen;
+
+/* Generates on the token `uri` names (logging in as `opt` says) and returns the new
+ * private key; an existing object with the same label and id is an error, never
+ * overwritten. */
+hsmtls_p11_object *hsmtls_p11_generate_key_pair(const hsmtls_p11_uri *uri,
+                                                const hsmtls_p11_lookup *opt,
+                                                const hsmtls_p11_keygen *spec);
+
 #ifdef __cplusplus
 }
 #endif
