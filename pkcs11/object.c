@@ -317,16 +317,19 @@ int hsmtls_p11_objects_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *
     return ret;
 }
 
+/* The distinct labels of the objects known on a token, for "did you mean" errors. */
 static void list_names(hsmtls_p11_token *t, char *buf, size_t cap)
 {
     size_t used = 0;
     buf[0] = '\0';
     pthread_mutex_lock(&t->lock);
     for (size_t i = 0; i < t->nobjects && used + 64 < cap; i++) {
-        const char *kind = t->objects[i]->cls == CKO_PRIVATE_KEY ? "private" :
-                           t->objects[i]->cls == CKO_PUBLIC_KEY ? "public" : "cert";
-        used += (size_t)snprintf(buf + used, cap - used, "%s%s (%s)", used ? ", " : "",
-                                 t->objects[i]->label, kind);
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(t->objects[k]->label, t->objects[i]->label) == 0;
+        if (!seen)
+            used += (size_t)snprintf(buf + used, cap - used, "%s\"%s\"", used ? ", " : "",
+                                     t->objects[i]->label);
     }
     pthread_mutex_unlock(&t->lock);
 }
@@ -359,7 +362,7 @@ hsmtls_p11_object *hsmtls_p11_object_find(const hsmtls_p11_uri *uri,
     }
     const char *what = cls == CKO_PRIVATE_KEY ? "private key" : cls == CKO_PUBLIC_KEY ? "public key" :
                        cls == CKO_CERTIFICATE ? "certificate" : "object";
-    hsmtls_p11_error_set(CKR_OBJECT_HANDLE_INVALID, "no %s matches \"%s\"; objects on the token: %s",
+    hsmtls_p11_error_set(CKR_OBJECT_HANDLE_INVALID, "no %s matches \"%s\"; labels on the token: %s",
                          what, uri ? hsmtls_p11_uri_masked(uri) : "pkcs11:",
                          names[0] ? names : "none visible");
     return NULL;

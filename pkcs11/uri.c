@@ -133,6 +133,34 @@ static char *mask(const char *text)
     return out;
 }
 
+char *hsmtls_p11_uri_without_pin(const hsmtls_p11_uri *uri)
+{
+    /* From the masked text: the PIN itself is never in reach of this code. */
+    char *out = NULL;
+    size_t n;
+    FILE *f = open_memstream(&out, &n);
+    if (!f)
+        return NULL;
+    const char *pos = uri->masked + 7;
+    fputs("pkcs11:", f);
+    int in_query = 0, path_segs = 0, query_segs = 0;
+    struct seg s;
+    while (next_seg(&pos, &in_query, &s)) {
+        if (s.name == s.end || is_secret(&s))
+            continue;
+        if (s.query)
+            fputc(query_segs++ ? '&' : '?', f);
+        else if (path_segs++)
+            fputc(';', f);
+        fwrite(s.name, 1, (size_t)(s.end - s.name), f);
+    }
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static int nomem(void)
 {
     return hsmtls_p11_error_set(CKR_HOST_MEMORY, "out of memory handling a PKCS#11 URI");

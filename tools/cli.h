@@ -25,5 +25,6 @@ const char *cli_hex(const unsigned char *p, size_t len);
 
 int cmd_tokens(int argc, char **argv);
 int cmd_objects(int argc, char **argv);
+int cmd_keyfile(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static const struct {
 } verbs[] = {
     { "tokens", cmd_tokens, "list PKCS#11 modules, slots and tokens" },
     { "objects", cmd_objects, "list the keys and certificates a pkcs11: URI matches" },
+    { "keyfile", cmd_keyfile, "write a key file that names a token key by URI" },
 };
 
 static void usage(FILE *out)

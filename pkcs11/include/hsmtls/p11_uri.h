@@ -29,6 +29,10 @@ void hsmtls_p11_uri_free(hsmtls_p11_uri *uri);
 /* The URI text with any pin-value replaced by "***": safe to print or log. */
 const char *hsmtls_p11_uri_masked(const hsmtls_p11_uri *uri);
 
+/* The URI text without pin-value (other attributes as written), malloc'd: what may be
+ * stored in a file. */
+char *hsmtls_p11_uri_without_pin(const hsmtls_p11_uri *uri);
+
 /* The p11-kit object underneath, for matching (p11_kit_uri_match_*). */
 P11KitUri *hsmtls_p11_uri_p11kit(const hsmtls_p11_uri *uri);
 

@@ -1,0 +1,78 @@
+/* hsmtls keyfile URI: a key file that names a token key, for programs that take only
+ * a key file (nginx, stunnel, Python's ssl) once the provider is in openssl.cnf. */
+#include "cli.h"
+#include "hsmtls/p11_keyfile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEYFILE_USAGE "hsmtls keyfile [--module PATH] [--login] [--pin-source FILE] [--out FILE] pkcs11:URI"
+
+int cmd_keyfile(int argc, char **argv)
+{
+    const char *out_path = NULL;
+    /* --out is this verb's own; the rest are the common options. */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            out_path = argv[++i];
+        else
+            rest[nrest++] = argv[i];
+    }
+    struct cli_options opt = { 0 };
+    int i = cli_parse_common(nrest, rest, &opt, KEYFILE_USAGE);
+    int ret = CLI_USAGE;
+    hsmtls_p11_uri *uri = NULL;
+    char *stored = NULL, *pem = NULL;
+    if (i < 0) {
+        ret = i == -2 ? CLI_OK : CLI_USAGE;
+        goto done;
+    }
+    if (nrest - i != 1) {
+        fprintf(stderr, "hsmtls keyfile: needs one pkcs11: URI\nusage: %s\n", KEYFILE_USAGE);
+        goto done;
+    }
+    ret = CLI_FAILED;
+    if (!(uri = hsmtls_p11_uri_parse(rest[i]))) {
+        cli_fail("keyfile");
+        goto done;
+    }
+    /* The key must exist. Without a PIN its certificate or public key stands in: a
+     * typo in a label is caught either way. */
+    hsmtls_p11_lookup lookup = cli_lookup(&opt);
+    int have_pin = opt.login || opt.pin_source || hsmtls_p11_uri_pin_value(uri) ||
+                   hsmtls_p11_uri_pin_source(uri);
+    hsmtls_p11_object *o = hsmtls_p11_object_find(uri, &lookup, have_pin ? CKO_PRIVATE_KEY : HSMTLS_P11_ANY_CLASS);
+    if (!o) {
+        cli_fail("keyfile");
+        goto done;
+    }
+    if (!(stored = hsmtls_p11_uri_without_pin(uri)) || !(pem = hsmtls_p11_keyfile_pem(stored))) {
+        cli_fail("keyfile");
+        goto done;
+    }
+    FILE *f = out_path ? fopen(out_path, "w") : stdout;
+    if (!f) {
+        perror(out_path);
+        goto done;
+    }
+    int ok = fputs(pem, f) >= 0;
+    if (out_path)
+        ok = fclose(f) == 0 && ok;
+    if (!ok) {
+        fprintf(stderr, "hsmtls keyfile: cannot write %s\n", out_path ? out_path : "standard output");
+        goto done;
+    }
+    if (hsmtls_p11_uri_pin_value(uri))
+        fprintf(stderr, "hsmtls keyfile: the PIN is not written into the file: give it with "
+                        "pin-source or in the provider's configuration\n");
+    ret = CLI_OK;
+done:
+    free(pem);
+    free(stored);
+    hsmtls_p11_uri_free(uri);
+    free(rest);
+    return ret;
+}
