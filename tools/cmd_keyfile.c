@@ -44,7 +44,11 @@ int cmd_keyfile(int argc, char **argv)
     hsmtls_p11_lookup lookup = cli_lookup(&opt);
     int have_pin = opt.login || opt.pin_source || hsmtls_p11_uri_pin_value(uri) ||
                    hsmtls_p11_uri_pin_source(uri);
-    hsmtls_p11_object *o = hsmtls_p11_object_find(uri, &lookup, have_pin ? CKO_PRIVATE_KEY : HSMTLS_P11_ANY_CLASS);
+    hsmtls_p11_object *o;
+    if (have_pin)
+        o = hsmtls_p11_object_find(uri, &lookup, CKO_PRIVATE_KEY);
+    else if (!(o = hsmtls_p11_object_find(uri, &lookup, CKO_PUBLIC_KEY)))
+        o = hsmtls_p11_object_find(uri, &lookup, CKO_CERTIFICATE);
     if (!o) {
         cli_fail("keyfile");
         goto done;
