@@ -46,11 +46,18 @@ class Sandbox:
                 key, _, value = line[len("export "):].partition("=")
                 self.env[key] = value.strip("'\"")
 
+    def env_for(self, program, env=None):
+        """The sandbox's environment for `program`, with `env` on top (None removes)."""
+        merged = dict(self.env)
+        if not str(program).startswith(str(BUILD)):
+            # A system program that loads our sanitized provider through openssl.cnf.
+            merged.update(sanitizer_preload())
+        merged.update(env or {})
+        return {k: v for k, v in merged.items() if v is not None}
+
     def run(self, *args, env=None, input=None, timeout=60, check=False):
         """Runs a command in the sandbox's environment; returns the CompletedProcess."""
-        merged = dict(self.env)
-        merged.update(env or {})
-        merged = {k: v for k, v in merged.items() if v is not None}
+        merged = self.env_for(args[0], env)
         proc = subprocess.run([str(a) for a in args], env=merged, input=input, text=True,
                               capture_output=True, timeout=timeout)
         if check and proc.returncode != 0:
@@ -77,11 +84,17 @@ def build():
     return BIN
 
 
+PROVIDER = BUILD / "lib" / "ossl-modules" / "hsmtls.so"
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory, build):
     path = tmp_path_factory.getbasetemp() / "sandbox"
+    env = base_env()
+    if PROVIDER.exists():
+        env["HSMTLS_PROVIDER"] = str(PROVIDER)  # this build's, for the sandbox's openssl.cnf
     subprocess.run([str(ROOT / "softhsm" / "sandbox"), str(path)], check=True,
-                   capture_output=True, text=True, env=base_env())
+                   capture_output=True, text=True, env=env)
     box = Sandbox(path)
     # A third token that tests may change without disturbing the others.
     box.run("softhsm2-util", "--init-token", "--free", "--label", "scratch",

@@ -27,7 +27,10 @@ def wait_for_port(port, proc, timeout=15):
 
 @contextlib.contextmanager
 def serving(args, env, port, timeout=60):
-    """Starts a server command, waits until it listens, yields the Popen, and ends it."""
+    """Starts a server command, waits until it listens, yields the Popen, and ends it.
+    `env` is a dict, or the sandbox (then its environment for that program)."""
+    if hasattr(env, "env_for"):
+        env = env.env_for(args[0])
     proc = subprocess.Popen([str(a) for a in args], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

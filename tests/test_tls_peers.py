@@ -22,7 +22,7 @@ def test_openssl_server_with_key(sandbox, label, version, source):
     port = peers.free_port()
     args = peers.openssl_server_args(port, key_ref(sandbox, label, source),
                                      sandbox.dir / "certs" / f"{label}.pem")
-    with peers.serving(args, sandbox.env, port):
+    with peers.serving(args, sandbox, port):
         proc = peers.openssl_client(sandbox, port, sandbox.dir / "ca.pem", VERSIONS[version])
     assert proc.returncode == 0, proc.stderr
     assert peers.handshake_summary(proc) == f"TLSv{version}"
@@ -37,7 +37,7 @@ def test_mutual_tls(sandbox, client, source):
                                      sandbox.dir / "certs" / "ec-p256.pem",
                                      "-Verify", "1", "-verify_return_error",
                                      "-CAfile", sandbox.dir / "ca.pem")
-    with peers.serving(args, sandbox.env, port) as server:
+    with peers.serving(args, sandbox, port) as server:
         proc = peers.openssl_client(sandbox, port, sandbox.dir / "ca.pem",
                                     "-cert", sandbox.dir / "certs" / f"{client}.pem",
                                     "-key", key_ref(sandbox, client, source))
@@ -53,7 +53,7 @@ def test_gnutls_client(sandbox, label, version, source):
     args = peers.openssl_server_args(port, key_ref(sandbox, label, source),
                                      sandbox.dir / "certs" / f"{label}.pem")
     priority = "NORMAL:-VERS-ALL:+VERS-TLS" + version
-    with peers.serving(args, sandbox.env, port):
+    with peers.serving(args, sandbox, port):
         proc = peers.gnutls_client(sandbox, port, sandbox.dir / "ca.pem", "--priority", priority)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"(TLS{version}" in proc.stdout and "Handshake was completed" in proc.stdout, proc.stdout

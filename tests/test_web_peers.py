@@ -41,7 +41,7 @@ def test_python_ssl_server(sandbox, label, source):
     port = peers.free_port()
     args = [sys.executable, "-c", PY_SERVER, sandbox.dir / "certs" / f"{label}.pem",
             key_file(sandbox, label, source), port]
-    with peers.serving(args, sandbox.env, port):
+    with peers.serving(args, sandbox, port):
         proc = peers.openssl_client(sandbox, port, sandbox.dir / "ca.pem", "-ign_eof", data="")
     assert proc.returncode == 0, proc.stderr
     assert "hello from python TLSv1.3" in proc.stdout
@@ -63,7 +63,7 @@ def test_python_ssl_client_certificate(sandbox, source):
                 tls.sendall(b"ping\\n")
                 print("connected", tls.version())
     """)
-    with peers.serving(args, sandbox.env, port):
+    with peers.serving(args, sandbox, port):
         proc = sandbox.run(sys.executable, "-c", client, sandbox.dir / "ca.pem",
                            sandbox.dir / "certs" / "client-p256.pem",
                            key_file(sandbox, "client-p256", source), port)
@@ -103,7 +103,7 @@ def test_nginx_serves_https(sandbox, tmp_path, label, source):
     conf = tmp_path / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port, cert=sandbox.dir / "certs" / f"{label}.pem",
                                       key=key_file(sandbox, label, source)))
-    with peers.serving([nginx, "-p", tmp_path, "-c", conf], sandbox.env, port):
+    with peers.serving([nginx, "-p", tmp_path, "-c", conf], sandbox, port):
         proc = sandbox.run("curl", "-sS", "--max-time", "20", "--cacert", sandbox.dir / "ca.pem",
                            f"https://localhost:{port}/")
     assert proc.returncode == 0, proc.stderr
