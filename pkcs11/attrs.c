@@ -244,7 +244,9 @@ EVP_PKEY *hsmtls_p11_object_public_key(hsmtls_p11_object *o, OSSL_LIB_CTX *libct
     EVP_PKEY *pkey = NULL;
     if (o->cls == CKO_CERTIFICATE) {
         const unsigned char *p = o->cert;
-        X509 *x = d2i_X509(NULL, &p, (long)o->cert_len);
+        X509 *x = X509_new_ex(libctx, propq);
+        if (x && !d2i_X509(&x, &p, (long)o->cert_len))
+            x = NULL; /* d2i freed it */
         pkey = x ? X509_get_pubkey(x) : NULL;
         X509_free(x);
     } else if (o->key_type == CKK_EC_EDWARDS && o->ec_point) {

@@ -99,6 +99,17 @@ static const OSSL_ALGORITHM signature_algs[] = {
     { NULL, NULL, NULL, NULL },
 };
 
+static const OSSL_ALGORITHM asym_cipher_algs[] = {
+    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", HSMTLS_PROV_PROPS, hsmtls_rsa_asym_cipher_functions,
+      "RSA decryption by a PKCS#11 token" },
+    { NULL, NULL, NULL, NULL },
+};
+
+static const OSSL_ALGORITHM keyexch_algs[] = {
+    { "ECDH", HSMTLS_PROV_PROPS, hsmtls_ecdh_keyexch_functions, "ECDH by a PKCS#11 token" },
+    { NULL, NULL, NULL, NULL },
+};
+
 static const OSSL_ALGORITHM *query(void *provctx, int operation_id, int *no_cache)
 {
     *no_cache = 0;
@@ -109,6 +120,10 @@ static const OSSL_ALGORITHM *query(void *provctx, int operation_id, int *no_cach
         return keymgmt_algs;
     case OSSL_OP_SIGNATURE:
         return signature_algs;
+    case OSSL_OP_ASYM_CIPHER:
+        return asym_cipher_algs;
+    case OSSL_OP_KEYEXCH:
+        return keyexch_algs;
     default:
         return NULL;
     }

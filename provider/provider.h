@@ -78,6 +78,10 @@ const char *hsmtls_key_type_name(const hsmtls_p11_object *o);
 /* The core's lookup options with the provider's configuration filled in. */
 hsmtls_p11_lookup hsmtls_prov_lookup(const hsmtls_provctx *pc);
 
+/* The PKCS#11 hash mechanism and MGF1 type for a digest (digests.c); 0 when PKCS#11
+ * has none for it. Either out-pointer may be NULL. */
+int hsmtls_pkcs11_hash(const EVP_MD *md, CK_MECHANISM_TYPE *hash, CK_RSA_PKCS_MGF_TYPE *mgf);
+
 /* Dispatch tables, by concern. */
 extern const OSSL_DISPATCH hsmtls_store_functions[];
 extern const OSSL_DISPATCH hsmtls_rsa_keymgmt_functions[];
@@ -87,5 +91,7 @@ extern const OSSL_DISPATCH hsmtls_ed448_keymgmt_functions[];
 extern const OSSL_DISPATCH hsmtls_rsa_signature_functions[];
 extern const OSSL_DISPATCH hsmtls_ecdsa_signature_functions[];
 extern const OSSL_DISPATCH hsmtls_eddsa_signature_functions[];
+extern const OSSL_DISPATCH hsmtls_rsa_asym_cipher_functions[];
+extern const OSSL_DISPATCH hsmtls_ecdh_keyexch_functions[];
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/store.h>
 
@@ -109,7 +110,7 @@ static int ask_pin(const hsmtls_p11_pin_request *req, char *pin, size_t size, vo
              req->context_specific ? " (key use)" : "",
              req->retry ? " (the last PIN was rejected)" : "");
     OSSL_PARAM params[] = {
-        OSSL_PARAM_utf8_string(OSSL_PASSPHRASE_PARAM_INFO, info, 0),
+        OSSL_PARAM_utf8_string(OSSL_PASSPHRASE_PARAM_INFO, info, strlen(info)),
         OSSL_PARAM_END,
     };
     size_t len = 0;
@@ -133,15 +134,19 @@ static int look_up(store_ctx *ctx, OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cba
         lookup.pin_cb = ask_pin;
         lookup.pin_cb_arg = &ask;
     }
-    if (hsmtls_p11_objects_list(ctx->uri, &lookup, cls, &ctx->objs, &ctx->n) < 0) {
-        HSMTLS_PROV_ERR(ctx->pc, HSMTLS_R_PKCS11, "%s", hsmtls_p11_error_message());
-        ctx->done = 1;
-        return 0;
+    /* SoftHSM2 uses this process's libcrypto too and leaves its own errors behind (a
+     * failed rdrand engine load, "bad decrypt" for a wrong PIN): drop them, ours say it. */
+    ERR_set_mark();
+    int listed = hsmtls_p11_objects_list(ctx->uri, &lookup, cls, &ctx->objs, &ctx->n) == 0;
+    if (listed && ctx->n == 0 && cls != HSMTLS_P11_ANY_CLASS) {
+        /* Nothing of the kind asked for: find() fails too, and its message lists what
+         * the token does hold, so a typo in a label is obvious. */
+        hsmtls_p11_object_find(ctx->uri, &lookup, cls);
+        listed = 0;
     }
-    if (ctx->n == 0 && cls != HSMTLS_P11_ANY_CLASS) {
-        /* Nothing of the kind asked for: let the core say what the token does hold. */
-        if (!hsmtls_p11_object_find(ctx->uri, &lookup, cls))
-            HSMTLS_PROV_ERR(ctx->pc, HSMTLS_R_PKCS11, "%s", hsmtls_p11_error_message());
+    ERR_pop_to_mark();
+    if (!listed) {
+        HSMTLS_PROV_ERR(ctx->pc, HSMTLS_R_PKCS11, "%s", hsmtls_p11_error_message());
         ctx->done = 1;
         return 0;
     }
@@ -155,7 +160,7 @@ static int emit_key(store_ctx *ctx, hsmtls_p11_object *o, const char *type,
     int object_type = OSSL_OBJECT_PKEY;
     OSSL_PARAM params[] = {
         OSSL_PARAM_int(OSSL_OBJECT_PARAM_TYPE, &object_type),
-        OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, (char *)type, 0),
+        OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, (char *)type, strlen(type)),
         OSSL_PARAM_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &ref, sizeof ref),
         OSSL_PARAM_END,
     };

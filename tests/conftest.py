@@ -2,6 +2,8 @@
 (per xdist worker), made by softhsm/sandbox exactly as users make theirs."""
 import os
 import pathlib
+import signal
+import time
 import subprocess
 
 import pytest
@@ -21,7 +23,9 @@ def base_env():
     for var in ("HSMTLS_PKCS11_MODULE", "HSMTLS_DEBUG", "SOFTHSM2_CONF", "OPENSSL_CONF"):
         env.pop(var, None)
     if sanitized():
-        env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
+        # Full unwinding so the suppressions can see which library leaked.
+        env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0"
+        env["LSAN_OPTIONS"] = f"suppressions={ROOT / 'tests' / 'lsan.supp'}"
         env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
     return env
 
@@ -37,6 +41,12 @@ def sanitizer_preload():
     return {"LD_PRELOAD": f"{libasan} libstdc++.so.6", "ASAN_OPTIONS": "detect_leaks=0"}
 
 
+# System programs that read openssl.cnf and so load the provider. Others must not get
+# the sanitizer preload: it hangs programs that link GnuTLS (gnutls-cli, curl), which
+# the tests therefore run without OPENSSL_CONF when they need no token key.
+OPENSSL_CONF_READERS = {"openssl", "nginx", "python3", "pkcs11-tool", "softhsm2-util", "p11-kit"}
+
+
 class Sandbox:
     def __init__(self, path):
         self.dir = path
@@ -49,7 +59,7 @@ class Sandbox:
     def env_for(self, program, env=None):
         """The sandbox's environment for `program`, with `env` on top (None removes)."""
         merged = dict(self.env)
-        if not str(program).startswith(str(BUILD)):
+        if os.path.basename(str(program)) in OPENSSL_CONF_READERS:
             # A system program that loads our sanitized provider through openssl.cnf.
             merged.update(sanitizer_preload())
         merged.update(env or {})
@@ -109,18 +119,22 @@ P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
 def remote(sandbox, tmp_path_factory):
     """The sandbox's server token exported by `p11-kit server` on a unix socket; returns
     the environment that reaches it through p11-kit-client.so."""
-    import time
     sock = tmp_path_factory.mktemp("remote") / "p11.sock"
+    log = open(sock.parent / "server.log", "w")
+    # A session of its own: the server forks a p11-kit-remote per connection, and
+    # those must end with it.
     proc = subprocess.Popen(["p11-kit", "server", "-f", "-s", "--provider",
                              sandbox.env["HSMTLS_PKCS11_MODULE"], "-n", str(sock),
                              "pkcs11:token=server"],
-                            env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=sandbox.env_for("p11-kit"), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     deadline = time.monotonic() + 10
     while not sock.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"p11-kit server did not start: {proc.communicate()}")
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"p11-kit server did not start: {(sock.parent / 'server.log').read_text()}")
         time.sleep(0.05)
     yield {"HSMTLS_PKCS11_MODULE": P11_KIT_CLIENT, "P11_KIT_SERVER_ADDRESS": f"unix:path={sock}"}
-    proc.terminate()
-    proc.communicate(timeout=10)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log.close()

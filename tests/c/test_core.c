@@ -352,9 +352,9 @@ static void case_added(void)
     free(objs);
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "pkcs11-tool --module \"$HSMTLS_PKCS11_MODULE\" --token-label scratch --login --pin 1234 "
+             "env -u OPENSSL_CONF -u LD_PRELOAD pkcs11-tool --module \"$HSMTLS_PKCS11_MODULE\" --token-label scratch --login --pin 1234 "
              "--keygen --key-type AES:16 --label later --id 42 >/dev/null 2>&1 && "
-             "pkcs11-tool --module \"$HSMTLS_PKCS11_MODULE\" --token-label scratch --login --pin 1234 "
+             "env -u OPENSSL_CONF -u LD_PRELOAD pkcs11-tool --module \"$HSMTLS_PKCS11_MODULE\" --token-label scratch --login --pin 1234 "
              "--write-object %s/certs/ec-p256.pem --type cert --label later --id 43 >/dev/null 2>&1",
              sandbox);
     CHECK_MSG(system(cmd) == 0, "pkcs11-tool could not add objects to the scratch token");
