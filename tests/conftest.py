@@ -3,6 +3,7 @@
 import os
 import pathlib
 import signal
+import socket
 import time
 import subprocess
 
@@ -115,6 +116,11 @@ def sandbox(tmp_path_factory, build):
 P11_KIT_CLIENT = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
 
 
+def accepts_connections(path):
+    with socket.socket(socket.AF_UNIX) as s:
+        return s.connect_ex(str(path)) == 0
+
+
 @pytest.fixture(scope="session")
 def remote(sandbox, tmp_path_factory):
     """The sandbox's server token exported by `p11-kit server` on a unix socket; returns
@@ -129,7 +135,7 @@ def remote(sandbox, tmp_path_factory):
                             env=sandbox.env_for("p11-kit"), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.monotonic() + 10
-    while not sock.exists():
+    while not accepts_connections(sock):  # bound is not yet listening
         if proc.poll() is not None or time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             raise AssertionError(f"p11-kit server did not start: {(sock.parent / 'server.log').read_text()}")
