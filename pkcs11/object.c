@@ -274,6 +274,29 @@ static int pin_written(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt)
            (opt && (opt->pin || opt->pin_source));
 }
 
+/* Of several tokens, the ones worth a login: those where the object's public half or
+ * certificate is visible without one. A PIN is meant for one token; offering it to
+ * every token a loose URI matches would spend other cards' retry counters. When no
+ * token shows anything, all stay candidates. */
+static void keep_tokens_with_public_match(hsmtls_p11_token **tokens, size_t *ntokens,
+                                          const struct search *q)
+{
+    if (*ntokens < 2 || (!q->label && !q->id))
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < *ntokens; i++) {
+        struct search pub = { HSMTLS_P11_ANY_CLASS, q->label, q->id, q->id_len };
+        hsmtls_p11_object **found = NULL;
+        size_t nfound = 0;
+        if (search_token(tokens[i], &pub, &found, &nfound) == 0 && nfound > 0)
+            tokens[kept++] = tokens[i];
+        free(found);
+    }
+    hsmtls_p11_error_clear();
+    if (kept > 0)
+        *ntokens = kept;
+}
+
 int hsmtls_p11_objects_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
                             CK_OBJECT_CLASS cls, hsmtls_p11_object ***out, size_t *n)
 {
@@ -283,6 +306,12 @@ int hsmtls_p11_objects_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *
     size_t ntokens;
     if (hsmtls_p11_tokens_find(uri, opt, &tokens, &ntokens) < 0)
         return -1;
+    /* An uninitialised token (SoftHSM2's free slot) holds nothing and refuses logins. */
+    size_t usable = 0;
+    for (size_t i = 0; i < ntokens; i++)
+        if (tokens[i]->info.flags & CKF_TOKEN_INITIALIZED)
+            tokens[usable++] = tokens[i];
+    ntokens = usable;
     struct search q = { cls, NULL, NULL, 0 };
     if (uri) {
         if (q.cls == HSMTLS_P11_ANY_CLASS)
@@ -291,20 +320,20 @@ int hsmtls_p11_objects_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *
         q.id = hsmtls_p11_uri_object_id(uri, &q.id_len);
     }
     enum hsmtls_p11_login_mode mode = opt ? opt->login : HSMTLS_P11_LOGIN_AUTO;
+    /* A private key sought: log in, or fail saying how to give a PIN. Any class: log
+     * in only when a PIN is written down (URI or configuration), never asking a
+     * callback just to list what may be public. */
+    int login = mode == HSMTLS_P11_LOGIN_ALWAYS ||
+                (mode == HSMTLS_P11_LOGIN_AUTO &&
+                 (q.cls == CKO_PRIVATE_KEY || (q.cls == HSMTLS_P11_ANY_CLASS && pin_written(uri, opt))));
+    if (login)
+        keep_tokens_with_public_match(tokens, &ntokens, &q);
     int ret = 0;
     for (size_t i = 0; i < ntokens && ret == 0; i++) {
-        hsmtls_p11_token *t = tokens[i];
-        /* A private key sought: log in, or fail saying how to give a PIN. Any class:
-         * log in only when a PIN is written down (URI or configuration), never asking
-         * a callback just to list what may be public. */
-        int login = mode == HSMTLS_P11_LOGIN_ALWAYS ||
-                    (mode == HSMTLS_P11_LOGIN_AUTO &&
-                     (q.cls == CKO_PRIVATE_KEY ||
-                      (q.cls == HSMTLS_P11_ANY_CLASS && pin_written(uri, opt))));
-        if (login && hsmtls_p11_token_login(t, uri, opt) < 0)
+        if (login && hsmtls_p11_token_login(tokens[i], uri, opt) < 0)
             ret = -1;
         if (ret == 0)
-            ret = search_token(t, &q, out, n);
+            ret = search_token(tokens[i], &q, out, n);
     }
     free(tokens);
     for (size_t i = 0; ret == 0 && i < *n; i++)
