@@ -26,5 +26,7 @@ const char *cli_hex(const unsigned char *p, size_t len);
 int cmd_tokens(int argc, char **argv);
 int cmd_objects(int argc, char **argv);
 int cmd_keyfile(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
 
 #endif

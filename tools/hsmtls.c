@@ -12,6 +12,8 @@ static const struct {
     { "tokens", cmd_tokens, "list PKCS#11 modules, slots and tokens" },
     { "objects", cmd_objects, "list the keys and certificates a pkcs11: URI matches" },
     { "keyfile", cmd_keyfile, "write a key file that names a token key by URI" },
+    { "serve", cmd_serve, "a TLS echo server; its key in a file or on a token" },
+    { "connect", cmd_connect, "a TLS client: stdin to the server, replies to stdout" },
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,335 @@
+/* What a connection knows after its handshake, and the verify callback that records
+ * each verification error (with its certificate) as it happens: OpenSSL keeps only the
+ * last one, Qt and Python applications want the list. */
+#include "lib_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+static char *subject_line(X509 *x)
+{
+    if (!x)
+        return NULL;
+    BIO *b = BIO_new(BIO_s_mem());
+    char *s = NULL;
+    if (b && X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+        char *data;
+        long n = BIO_get_mem_data(b, &data);
+        if ((s = malloc((size_t)n + 1))) {
+            memcpy(s, data, (size_t)n);
+            s[n] = '\0';
+        }
+    }
+    BIO_free(b);
+    return s;
+}
+
+static void record(hsmtls_conn *conn, long code, int depth, X509 *cert)
+{
+    for (int i = 0; i < conn->n_verrs; i++)
+        if (conn->verrs[i].code == code && conn->verrs[i].depth == depth)
+            return;
+    struct verify_error *v = realloc(conn->verrs, (size_t)(conn->n_verrs + 1) * sizeof *v);
+    if (!v)
+        return;
+    conn->verrs = v;
+    char *subj = subject_line(cert);
+    char msg[768];
+    snprintf(msg, sizeof msg, "depth %d (%s): %s", depth, subj ? subj : "?",
+             X509_verify_cert_error_string(code));
+    free(subj);
+    v[conn->n_verrs].code = code;
+    v[conn->n_verrs].depth = depth;
+    v[conn->n_verrs].cert = cert ? hsmtls__cert_wrap(cert) : NULL;
+    if ((v[conn->n_verrs].message = strdup(msg)))
+        conn->n_verrs++;
+    else
+        hsmtls_cert_free(v[conn->n_verrs].cert);
+}
+
+static int ignored(const hsmtls_conn *conn, long code)
+{
+    for (int i = 0; i < conn->n_ignored; i++)
+        if (conn->ignored[i] == code)
+            return 1;
+    return 0;
+}
+
+int hsmtls__verify_cb(int ok, X509_STORE_CTX *store)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    hsmtls_conn *conn = ssl ? SSL_get_ex_data(ssl, hsmtls__conn_index()) : NULL;
+    if (!conn)
+        return ok;
+    if (ok)
+        return 1;
+    long code = X509_STORE_CTX_get_error(store);
+    record(conn, code, X509_STORE_CTX_get_error_depth(store), X509_STORE_CTX_get_current_cert(store));
+    /* Only VERIFY stops the handshake, and not on an error the application accepts;
+     * the other modes go on with the errors recorded. When the handshake pauses on
+     * errors, verification goes on to list them all and the chain callback decides. */
+    if (conn->effective_verify != HSMTLS_VERIFY_PEER || conn->interrupt_on_verify || ignored(conn, code))
+        return 1;
+    return 0;
+}
+
+static int all_ignored(const hsmtls_conn *conn)
+{
+    for (int i = 0; i < conn->n_verrs; i++)
+        if (!ignored(conn, conn->verrs[i].code))
+            return 0;
+    return 1;
+}
+
+int hsmtls__verify_chain_cb(X509_STORE_CTX *store, void *arg)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    hsmtls_conn *conn = ssl ? SSL_get_ex_data(ssl, hsmtls__conn_index()) : NULL;
+    int ok = X509_verify_cert(store);
+    if (!conn || !conn->interrupt_on_verify)
+        return ok;
+    if (all_ignored(conn)) {
+        /* nothing left that the application did not accept */
+        conn->verify_paused = 0;
+        if (conn->n_verrs)
+            X509_STORE_CTX_set_error(store, X509_V_OK);
+        return ok >= 0 ? 1 : ok;
+    }
+    if (conn->verify_paused) {
+        /* resumed without accepting every error: fail as VERIFY mode would */
+        conn->verify_paused = 0;
+        X509_STORE_CTX_set_error(store, conn->verrs[0].code);
+        for (int i = 0; i < conn->n_verrs; i++)
+            if (!ignored(conn, conn->verrs[i].code)) {
+                X509_STORE_CTX_set_error(store, conn->verrs[i].code);
+                break;
+            }
+        return 0;
+    }
+    conn->verify_paused = 1;
+    return SSL_set_retry_verify(ssl);
+}
+
+void hsmtls__conn_clear_info(hsmtls_conn *conn)
+{
+    for (int i = 0; i < conn->n_verrs; i++) {
+        free(conn->verrs[i].message);
+        hsmtls_cert_free(conn->verrs[i].cert);
+    }
+    struct cert_list *lists[] = { &conn->peer_chain, &conn->verified_chain };
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < lists[l]->n; i++)
+            hsmtls_cert_free(lists[l]->v[i]);
+        free(lists[l]->v);
+        memset(lists[l], 0, sizeof *lists[l]);
+    }
+    free(conn->verrs);
+    conn->verrs = NULL;
+    conn->n_verrs = 0;
+    free(conn->alpn);
+    free(conn->peer_subject);
+    free(conn->summary);
+    free(conn->ephemeral);
+    conn->alpn = conn->peer_subject = conn->summary = conn->ephemeral = NULL;
+}
+
+const char *hsmtls_conn_version(const hsmtls_conn *conn)
+{
+    return SSL_is_init_finished(conn->ssl) ? SSL_get_version(conn->ssl) : NULL;
+}
+
+int hsmtls_conn_version_number(const hsmtls_conn *conn)
+{
+    return SSL_is_init_finished(conn->ssl) ? SSL_version(conn->ssl) : 0;
+}
+
+const char *hsmtls_conn_cipher(const hsmtls_conn *conn)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(conn->ssl);
+    return c ? SSL_CIPHER_get_name(c) : NULL;
+}
+
+int hsmtls_conn_cipher_bits(const hsmtls_conn *conn)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(conn->ssl);
+    return c ? SSL_CIPHER_get_bits(c, NULL) : 0;
+}
+
+/* The getters below cache a string on the connection; it lives as long as the
+ * connection, so the const is only about what the caller sees. */
+const char *hsmtls_conn_alpn(const hsmtls_conn *cconn)
+{
+    hsmtls_conn *conn = (hsmtls_conn *)cconn;
+    if (!conn->alpn) {
+        const unsigned char *p;
+        unsigned int n;
+        SSL_get0_alpn_selected(conn->ssl, &p, &n);
+        if (!n || !(conn->alpn = malloc(n + 1)))
+            return NULL;
+        memcpy(conn->alpn, p, n);
+        conn->alpn[n] = '\0';
+    }
+    return conn->alpn;
+}
+
+const char *hsmtls_conn_hostname(const hsmtls_conn *conn)
+{
+    if (conn->role == HSMTLS_CLIENT)
+        return conn->hostname;
+    return SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+const char *hsmtls_conn_peer_subject(const hsmtls_conn *cconn)
+{
+    hsmtls_conn *conn = (hsmtls_conn *)cconn;
+    if (!conn->peer_subject)
+        conn->peer_subject = subject_line(SSL_get0_peer_certificate(conn->ssl));
+    return conn->peer_subject;
+}
+
+int hsmtls_conn_session_reused(const hsmtls_conn *conn) { return SSL_session_reused(conn->ssl); }
+
+long hsmtls_conn_verify_result(const hsmtls_conn *conn) { return SSL_get_verify_result(conn->ssl); }
+
+int hsmtls_conn_peer_verified(const hsmtls_conn *conn)
+{
+    return SSL_get0_peer_certificate(conn->ssl) && SSL_get_verify_result(conn->ssl) == X509_V_OK &&
+           conn->n_verrs == 0;
+}
+
+int hsmtls_conn_verify_error_count(const hsmtls_conn *conn) { return conn->n_verrs; }
+
+const char *hsmtls_conn_verify_error(const hsmtls_conn *conn, int i, long *code, int *depth)
+{
+    if (i < 0 || i >= conn->n_verrs)
+        return NULL;
+    if (code)
+        *code = conn->verrs[i].code;
+    if (depth)
+        *depth = conn->verrs[i].depth;
+    return conn->verrs[i].message;
+}
+
+/* Appends to a fixed buffer, truncating instead of overrunning. */
+static void add(char *buf, size_t size, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void add(char *buf, size_t size, size_t *used, const char *fmt, ...)
+{
+    if (*used >= size - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *used, size - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *used = *used + (size_t)n < size ? *used + (size_t)n : size - 1;
+}
+
+const char *hsmtls_conn_summary(hsmtls_conn *conn)
+{
+    if (!SSL_is_init_finished(conn->ssl))
+        return "handshake not done";
+    char buf[2048];
+    size_t n = 0;
+    const char *alpn = hsmtls_conn_alpn(conn), *peer = hsmtls_conn_peer_subject(conn);
+    const char *group = hsmtls_conn_ephemeral_key(conn);
+    add(buf, sizeof buf, &n, "%s, %s (%d bits)", hsmtls_conn_version(conn), hsmtls_conn_cipher(conn),
+        hsmtls_conn_cipher_bits(conn));
+    if (group)
+        add(buf, sizeof buf, &n, ", key exchange %s", group);
+    add(buf, sizeof buf, &n, ", %s%s, %s; peer ", alpn ? "ALPN " : "no ALPN", alpn ? alpn : "",
+        hsmtls_conn_session_reused(conn) ? "resumed session" : "new session");
+    if (!peer)
+        add(buf, sizeof buf, &n, "certificate: none");
+    else
+        add(buf, sizeof buf, &n, "%s: %s", peer, hsmtls_conn_peer_verified(conn) ? "verified" : "NOT verified");
+    for (int i = 0; i < conn->n_verrs; i++)
+        add(buf, sizeof buf, &n, "%s%s", i ? "; " : " (", conn->verrs[i].message);
+    if (conn->n_verrs)
+        add(buf, sizeof buf, &n, ")");
+    free(conn->summary);
+    conn->summary = strdup(buf);
+    return conn->summary ? conn->summary : "";
+}
+
+const char *hsmtls_conn_ephemeral_key(const hsmtls_conn *cconn)
+{
+    hsmtls_conn *conn = (hsmtls_conn *)cconn;
+    if (conn->ephemeral || !SSL_is_init_finished(conn->ssl))
+        return conn->ephemeral;
+    EVP_PKEY *k = NULL;
+    /* the peer's share on a client, our own on a server: the same group either way */
+    if (conn->role == HSMTLS_CLIENT ? !SSL_get_peer_tmp_key(conn->ssl, &k) : !SSL_get_tmp_key(conn->ssl, &k))
+        return NULL;
+    char group[80];
+    size_t n = 0;
+    if (EVP_PKEY_get_group_name(k, group, sizeof group, &n) == 1 && n > 0)
+        conn->ephemeral = strdup(group);
+    else if (EVP_PKEY_get0_type_name(k))
+        conn->ephemeral = strdup(EVP_PKEY_get0_type_name(k));
+    EVP_PKEY_free(k);
+    return conn->ephemeral;
+}
+
+const hsmtls_cert *hsmtls_conn_verify_error_cert(const hsmtls_conn *conn, int i)
+{
+    return i >= 0 && i < conn->n_verrs ? conn->verrs[i].cert : NULL;
+}
+
+/* Wraps a chain once, after the handshake (it does not change after that). */
+static struct cert_list *chain(const hsmtls_conn *cconn, int verified)
+{
+    hsmtls_conn *conn = (hsmtls_conn *)cconn;
+    struct cert_list *l = verified ? &conn->verified_chain : &conn->peer_chain;
+    if (l->made || !SSL_is_init_finished(conn->ssl))
+        return l;
+    STACK_OF(X509) *sk = verified ? SSL_get0_verified_chain(conn->ssl) : SSL_get_peer_cert_chain(conn->ssl);
+    X509 *leaf = SSL_get0_peer_certificate(conn->ssl);
+    /* OpenSSL leaves the leaf out of a server's view of the client's chain */
+    int add_leaf = !verified && leaf && conn->role == HSMTLS_SERVER;
+    int n = sk_X509_num(sk) > 0 ? sk_X509_num(sk) : 0;
+    if (verified && SSL_get_verify_result(conn->ssl) != X509_V_OK)
+        n = 0;
+    l->v = calloc((size_t)(n + add_leaf) + 1, sizeof *l->v);
+    if (!l->v)
+        return l;
+    if (add_leaf && (l->v[l->n] = hsmtls__cert_wrap(leaf)))
+        l->n++;
+    for (int i = 0; i < n; i++)
+        if ((l->v[l->n] = hsmtls__cert_wrap(sk_X509_value(sk, i))))
+            l->n++;
+    l->made = 1;
+    return l;
+}
+
+int hsmtls_conn_peer_chain_count(const hsmtls_conn *conn) { return chain(conn, 0)->n; }
+int hsmtls_conn_verified_chain_count(const hsmtls_conn *conn) { return chain(conn, 1)->n; }
+
+const hsmtls_cert *hsmtls_conn_peer_chain_cert(const hsmtls_conn *conn, int i)
+{
+    struct cert_list *l = chain(conn, 0);
+    return i >= 0 && i < l->n ? l->v[i] : NULL;
+}
+
+const hsmtls_cert *hsmtls_conn_verified_chain_cert(const hsmtls_conn *conn, int i)
+{
+    struct cert_list *l = chain(conn, 1);
+    return i >= 0 && i < l->n ? l->v[i] : NULL;
+}
+
+const char *hsmtls_conn_psk_identity(const hsmtls_conn *conn)
+{
+    return conn->role == HSMTLS_SERVER ? conn->psk_identity : NULL;
+}
+
+const unsigned char *hsmtls_conn_ocsp_response(const hsmtls_conn *conn, size_t *len)
+{
+    unsigned char *p = NULL;
+    long n = conn->role == HSMTLS_CLIENT ? SSL_get_tlsext_status_ocsp_resp(conn->ssl, &p) : -1;
+    if (len)
+        *len = n > 0 && p ? (size_t)n : 0;
+    return n > 0 ? p : NULL;
+}

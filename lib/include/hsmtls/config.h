@@ -1,0 +1,237 @@
+/* hsmtls_config: everything a TLS connection is made from (Qt's QSslConfiguration,
+ * Python's SSLContext, pyOpenSSL's Context).
+ *
+ * Reference-counted: one config serves many connections. Its values are fixed into a
+ * connection when the connection is created; changing the config later does not change
+ * live connections. Defaults are the safe ones: TLS 1.2 minimum, and for clients peer
+ * verification and host name checks on (against the system CA store when no CA is set).
+ *
+ * Keys and certificates are named by a path, a `file:` URI or a `pkcs11:` URI, all
+ * through the same calls: the library opens them with OSSL_STORE in its own
+ * OSSL_LIB_CTX, into which it loads the default provider and, for `pkcs11:` URIs, the
+ * hsmtls provider. Setters return 0 or HSMTLS_ERROR with a message (hsmtls_config_error).
+ *
+ * Threads: hsmtls_conn_new() may be called on one config from many threads at once;
+ * setters must not run concurrently with each other or with hsmtls_conn_new(). */
+#ifndef HSMTLS_CONFIG_H
+#define HSMTLS_CONFIG_H
+
+#include <stddef.h>
+
+#include "hsmtls/cert.h"
+#include "hsmtls/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hsmtls_config hsmtls_config;
+typedef struct hsmtls_conn hsmtls_conn;
+
+enum hsmtls_role { HSMTLS_CLIENT = 0, HSMTLS_SERVER = 1 };
+
+/* Protocol versions use the wire numbers. */
+enum hsmtls_version {
+    HSMTLS_TLS1_0 = 0x0301,
+    HSMTLS_TLS1_1 = 0x0302,
+    HSMTLS_TLS1_2 = 0x0303,
+    HSMTLS_TLS1_3 = 0x0304,
+};
+
+/* Peer verification, Qt's names:
+ * NONE   - do not ask for (server) or check (client) the peer's certificate; the
+ *          verification result is still recorded on a client.
+ * QUERY  - ask for the peer's certificate, record verification errors, never fail on them.
+ * VERIFY - the peer's certificate must verify; a server also requires one unless
+ *          hsmtls_config_set_peer_cert_required(cfg, 0).
+ * AUTO   - VERIFY for clients, QUERY for servers (the default). */
+enum hsmtls_verify_mode {
+    HSMTLS_VERIFY_NONE = 0,
+    HSMTLS_VERIFY_QUERY = 1,
+    HSMTLS_VERIFY_PEER = 2,
+    HSMTLS_VERIFY_AUTO = 3,
+};
+
+/* Where a key or certificate came from. */
+enum hsmtls_location {
+    HSMTLS_LOC_NONE = 0,
+    HSMTLS_LOC_FILE = 1,    /* a path or file: URI */
+    HSMTLS_LOC_MEMORY = 2,
+    HSMTLS_LOC_TOKEN = 3,   /* a pkcs11: URI: the private half never leaves the token */
+};
+
+/* Asked for a PIN (pkcs11: URIs) or a passphrase (encrypted key files). Writes at most
+ * size - 1 bytes and a NUL into buf and returns the length, or -1 to give up. */
+typedef struct hsmtls_pin_request {
+    const char *ref;        /* the path or URI being opened (never with its PIN) */
+    int is_token;           /* 1 for a pkcs11: URI (a PIN), 0 for a file (a passphrase) */
+    const char *token;      /* the URI's token label (token=...), NULL when it names none */
+    int retry;              /* 1 when an earlier answer for this reference was rejected */
+    const char *prompt;     /* a suggested prompt */
+} hsmtls_pin_request;
+typedef int (*hsmtls_pin_cb)(const hsmtls_pin_request *req, char *buf, size_t size, void *arg);
+
+/* Server: called with the name a client asked for (SNI; NULL when none) during the
+ * handshake. Return 0 to go on, setting *use to another server config to answer with
+ * its certificate and key (the connection's other settings stay); or -1 to refuse the
+ * client with an unrecognized_name alert. */
+typedef int (*hsmtls_sni_cb)(hsmtls_conn *conn, const char *name, hsmtls_config **use, void *arg);
+
+/* Pre-shared keys (TLS 1.2 PSK suites, TLS 1.3 external PSK). The client callback is
+ * given the server's identity hint (TLS 1.2; NULL when none) and writes a NUL-terminated
+ * identity and the key, returning the key's length or -1. The server callback is given
+ * the identity and writes its key, returning the length or -1 for an unknown identity.
+ * A server with a PSK callback needs no certificate. */
+typedef int (*hsmtls_psk_client_cb)(hsmtls_conn *conn, const char *hint, char *identity,
+                                    size_t identity_size, unsigned char *key, size_t key_size, void *arg);
+typedef int (*hsmtls_psk_server_cb)(hsmtls_conn *conn, const char *identity, unsigned char *key,
+                                    size_t key_size, void *arg);
+
+/* Called with each SSLKEYLOGFILE-format line (no newline). */
+typedef void (*hsmtls_keylog_cb)(const hsmtls_conn *conn, const char *line, void *arg);
+
+hsmtls_config *hsmtls_config_new(enum hsmtls_role role);
+int hsmtls_config_up_ref(hsmtls_config *cfg);
+void hsmtls_config_free(hsmtls_config *cfg);
+/* A new config (reference count 1) with the same values; keys and certificates are
+ * shared, callbacks kept. NULL on failure. */
+hsmtls_config *hsmtls_config_copy(const hsmtls_config *cfg);
+enum hsmtls_role hsmtls_config_role(const hsmtls_config *cfg);
+/* The last message of a call on this config ("" when none). */
+const char *hsmtls_config_error(const hsmtls_config *cfg);
+
+/* Where to find the hsmtls provider module (a file, or the directory holding hsmtls.so).
+ * Default: $HSMTLS_PROVIDER, else the build's module, else the installed one. The
+ * provider is loaded once per process, at the first pkcs11: URI. */
+int hsmtls_config_set_provider_path(hsmtls_config *cfg, const char *path);
+const char *hsmtls_config_provider_path(const hsmtls_config *cfg);
+
+/* The PIN/passphrase callback, for every key and certificate reference of this config. */
+int hsmtls_config_set_pin_cb(hsmtls_config *cfg, hsmtls_pin_cb cb, void *arg);
+
+/* A file whose first line is the PIN or passphrase, used when no callback is set (the
+ * URI's own pin-value, when present, goes first). NULL clears. */
+int hsmtls_config_set_pin_source(hsmtls_config *cfg, const char *path);
+
+/* "none", "file", "memory", "token". */
+const char *hsmtls_location_name(enum hsmtls_location loc);
+
+/* Protocol range; 0 means "no bound" on either side (max = newest). TLS 1.0/1.1 are
+ * refused unless hsmtls_config_allow_legacy_protocols(cfg, 1) came first. */
+int hsmtls_config_set_protocols(hsmtls_config *cfg, int min_version, int max_version);
+int hsmtls_config_allow_legacy_protocols(hsmtls_config *cfg, int allow);
+int hsmtls_config_min_protocol(const hsmtls_config *cfg);
+int hsmtls_config_max_protocol(const hsmtls_config *cfg);
+
+/* The local certificate: the first certificate the reference holds is the leaf, any
+ * others its chain. A PEM or DER file, a file: or pkcs11: URI. */
+int hsmtls_config_set_cert(hsmtls_config *cfg, const char *ref);
+int hsmtls_config_set_cert_mem(hsmtls_config *cfg, const void *data, size_t len);
+/* The private key: a path (PEM, DER, encrypted PEM with the PIN callback), a file: URI,
+ * a pkcs11: URI (a token key, used in place). */
+int hsmtls_config_set_key(hsmtls_config *cfg, const char *ref);
+int hsmtls_config_set_key_mem(hsmtls_config *cfg, const void *data, size_t len);
+/* Both at once: use this to replace a pair. Each single setter checks the new half
+ * against the other when both are set, and keeps the old one if they do not match. */
+int hsmtls_config_set_cert_key(hsmtls_config *cfg, const char *cert_ref, const char *key_ref);
+enum hsmtls_location hsmtls_config_key_location(const hsmtls_config *cfg);
+enum hsmtls_location hsmtls_config_cert_location(const hsmtls_config *cfg);
+/* The reference as given, with any pin-value removed; NULL when none. */
+const char *hsmtls_config_key_ref(const hsmtls_config *cfg);
+const char *hsmtls_config_cert_ref(const hsmtls_config *cfg);
+/* The leaf's subject (RFC 2253), NULL when none. */
+const char *hsmtls_config_cert_subject(const hsmtls_config *cfg);
+
+/* CA certificates for verifying peers: every certificate a file or URI holds, a hashed
+ * directory (c_rehash), the system default store. */
+int hsmtls_config_add_ca(hsmtls_config *cfg, const char *ref);
+int hsmtls_config_add_ca_dir(hsmtls_config *cfg, const char *dir);
+int hsmtls_config_add_ca_cert(hsmtls_config *cfg, const hsmtls_cert *cert);
+int hsmtls_config_use_default_ca(hsmtls_config *cfg, int use);
+/* Number of CA certificates added from files/URIs. */
+int hsmtls_config_ca_count(const hsmtls_config *cfg);
+
+int hsmtls_config_set_verify_mode(hsmtls_config *cfg, enum hsmtls_verify_mode mode);
+enum hsmtls_verify_mode hsmtls_config_verify_mode(const hsmtls_config *cfg);
+int hsmtls_config_set_verify_depth(hsmtls_config *cfg, int depth);
+int hsmtls_config_verify_depth(const hsmtls_config *cfg);
+/* Server, VERIFY mode: whether a client without a certificate is refused (default 1). */
+int hsmtls_config_set_peer_cert_required(hsmtls_config *cfg, int required);
+int hsmtls_config_peer_cert_required(const hsmtls_config *cfg);
+/* Verification flags (OpenSSL's X509_V_FLAG_* underneath), OR-ed together. */
+enum hsmtls_verify_flag {
+    HSMTLS_VFLAG_CRL_CHECK = 1 << 0,      /* CRLs for the leaf (load them with the CAs) */
+    HSMTLS_VFLAG_CRL_CHECK_ALL = 1 << 1,  /* CRLs for the whole chain */
+    HSMTLS_VFLAG_STRICT = 1 << 2,         /* strict X.509 checks */
+    HSMTLS_VFLAG_PARTIAL_CHAIN = 1 << 3,  /* a trusted intermediate or leaf is enough */
+    HSMTLS_VFLAG_TRUSTED_FIRST = 1 << 4,  /* prefer trusted certificates when building */
+};
+int hsmtls_config_set_verify_flags(hsmtls_config *cfg, unsigned flags);
+unsigned hsmtls_config_verify_flags(const hsmtls_config *cfg);
+
+/* Client, VERIFY mode: pause the handshake on verification errors (it returns
+ * HSMTLS_WANT_VERIFY) so the application can look at them, ignore some with
+ * hsmtls_conn_ignore_verify_error() and call hsmtls_conn_handshake() again: it goes on
+ * when every error was accepted and fails otherwise (Qt's sslErrors/ignoreSslErrors).
+ * Off by default: errors end the handshake. */
+int hsmtls_config_set_interrupt_on_verify_error(hsmtls_config *cfg, int on);
+int hsmtls_config_interrupt_on_verify_error(const hsmtls_config *cfg);
+
+/* Client: check the server's certificate against the host name (default on). */
+int hsmtls_config_set_check_hostname(hsmtls_config *cfg, int check);
+int hsmtls_config_check_hostname(const hsmtls_config *cfg);
+
+/* ALPN protocols, comma-separated in preference order ("h2,http/1.1"); NULL clears. A
+ * server picks its first protocol the client offers, and goes on without ALPN when none. */
+int hsmtls_config_set_alpn(hsmtls_config *cfg, const char *list);
+const char *hsmtls_config_alpn(const hsmtls_config *cfg);
+
+/* OpenSSL cipher strings: the TLS 1.2 cipher list and the TLS 1.3 suites. */
+int hsmtls_config_set_ciphers(hsmtls_config *cfg, const char *list);
+const char *hsmtls_config_ciphers(const hsmtls_config *cfg);
+int hsmtls_config_set_ciphersuites(hsmtls_config *cfg, const char *list);
+const char *hsmtls_config_ciphersuites(const hsmtls_config *cfg);
+/* Key exchange groups, colon-separated ("X25519:P-256"). */
+int hsmtls_config_set_groups(hsmtls_config *cfg, const char *list);
+const char *hsmtls_config_groups(const hsmtls_config *cfg);
+
+/* OCSP stapling. Server: the DER OCSP response to staple when a client asks (NULL
+ * clears; the application refreshes it). Client: ask for a stapled response; it is
+ * then hsmtls_conn_ocsp_response() (the application checks it). */
+int hsmtls_config_set_ocsp_response(hsmtls_config *cfg, const void *der, size_t len);
+int hsmtls_config_set_ocsp_request(hsmtls_config *cfg, int on);
+int hsmtls_config_ocsp_request(const hsmtls_config *cfg);
+
+/* Server, TLS 1.2 DHE suites: the RFC 7919 group ("ffdhe2048", the default, up to
+ * "ffdhe8192"). */
+int hsmtls_config_set_dh_group(hsmtls_config *cfg, const char *name);
+const char *hsmtls_config_dh_group(const hsmtls_config *cfg);
+
+/* Session tickets (on by default). */
+int hsmtls_config_set_session_tickets(hsmtls_config *cfg, int on);
+int hsmtls_config_session_tickets(const hsmtls_config *cfg);
+
+/* How long a session may be resumed, in seconds (0: OpenSSL's default, 7200). */
+int hsmtls_config_set_session_timeout(hsmtls_config *cfg, long seconds);
+long hsmtls_config_session_timeout(const hsmtls_config *cfg);
+/* Server: choose the cipher by its own preference order, not the client's (default on). */
+int hsmtls_config_set_server_preference(hsmtls_config *cfg, int on);
+int hsmtls_config_server_preference(const hsmtls_config *cfg);
+
+int hsmtls_config_set_keylog_cb(hsmtls_config *cfg, hsmtls_keylog_cb cb, void *arg);
+int hsmtls_config_set_sni_cb(hsmtls_config *cfg, hsmtls_sni_cb cb, void *arg);
+int hsmtls_config_set_psk_client_cb(hsmtls_config *cfg, hsmtls_psk_client_cb cb, void *arg);
+int hsmtls_config_set_psk_server_cb(hsmtls_config *cfg, hsmtls_psk_server_cb cb, void *arg);
+/* Server, TLS 1.2: the hint sent to clients (NULL: none). */
+int hsmtls_config_set_psk_identity_hint(hsmtls_config *cfg, const char *hint);
+const char *hsmtls_config_psk_identity_hint(const hsmtls_config *cfg);
+
+/* OpenSSL SSL_CONF commands in configuration-file form ("Options", "-SessionTicket";
+ * "SignatureAlgorithms", "ECDSA+SHA256"), applied last, in the order given. */
+int hsmtls_config_set_backend_option(hsmtls_config *cfg, const char *name, const char *value);
+int hsmtls_config_backend_option_count(const hsmtls_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,285 @@
+/* hsmtls connect: a TLS client over libhsmtls. Copies stdin to the connection and the
+ * connection to stdout, each reply written out as it arrives; at the end of stdin it
+ * sends close_notify (a half-close) and keeps reading until the server closes, so the
+ * last reply is not lost. The handshake summary goes to stderr. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hsmtls/config.h"
+#include "hsmtls/conn.h"
+
+static const char usage[] =
+    "hsmtls connect HOST:PORT [--ca FILE] [--cert CERT --key KEY] [--servername NAME]\n"
+    "       [--alpn LIST] [--tls1_2 | --tls1_3] [--no-verify] [--pin-source FILE]\n"
+    "  CERT and KEY are paths or pkcs11: URIs. Without --ca the system CA store is used.\n"
+    "  --no-verify reports verification errors without failing on them.";
+
+/* Splits "host:port", "[v6]:port"; returns 0 or -1. */
+static int split_target(char *target, char **host, char **port)
+{
+    char *colon = strrchr(target, ':');
+    if (!colon || colon == target || !colon[1])
+        return -1;
+    *colon = '\0';
+    *port = colon + 1;
+    *host = target;
+    size_t n = strlen(target);
+    if (target[0] == '[' && n > 2 && target[n - 1] == ']') {
+        target[n - 1] = '\0';
+        *host = target + 1;
+    }
+    return 0;
+}
+
+static int dial(const char *host, const char *port)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "hsmtls connect: %s port %s: %s\n", host, port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        fprintf(stderr, "hsmtls connect: cannot connect to %s port %s: %s\n", host, port, strerror(err));
+    return fd;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void print_summary(hsmtls_conn *conn, const hsmtls_config *cfg, const char *host, const char *port)
+{
+    fprintf(stderr, "hsmtls connect: connected to %s port %s: %s\n", host, port, hsmtls_conn_summary(conn));
+    if (hsmtls_config_key_location(cfg) == HSMTLS_LOC_NONE)
+        fprintf(stderr, "hsmtls connect: no client certificate\n");
+    else
+        fprintf(stderr, "hsmtls connect: client certificate %s, private key %s: %s\n",
+                hsmtls_config_cert_subject(cfg),
+                hsmtls_config_key_location(cfg) == HSMTLS_LOC_TOKEN ? "on a token" : "in a file",
+                hsmtls_config_key_ref(cfg));
+}
+
+static void print_verify_errors(hsmtls_conn *conn)
+{
+    for (int i = 0; i < hsmtls_conn_verify_error_count(conn); i++)
+        fprintf(stderr, "hsmtls connect: verification error: %s\n", hsmtls_conn_verify_error(conn, i, NULL, NULL));
+}
+
+/* The copy loop after the handshake; returns a CLI exit code. */
+static int relay(hsmtls_conn *conn, int fd)
+{
+    char in[16384], buf[16384];
+    size_t in_len = 0;
+    int stdin_eof = 0, closed_sent = 0, need_write = 0;
+    for (;;) {
+        int write_status = 0;
+        if (in_len) {
+            int r = hsmtls_conn_write(conn, in, in_len);
+            if (r > 0) {
+                memmove(in, in + r, in_len - (size_t)r);
+                in_len -= (size_t)r;
+            } else if (r == HSMTLS_WANT_READ || r == HSMTLS_WANT_WRITE) {
+                write_status = r;
+            } else {
+                fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
+                return CLI_FAILED;
+            }
+        } else if (stdin_eof && !closed_sent) {
+            int r = hsmtls_conn_shutdown(conn);
+            if (r == HSMTLS_OK)
+                closed_sent = 1;
+            else if (r == HSMTLS_WANT_READ || r == HSMTLS_WANT_WRITE)
+                write_status = r;
+            else {
+                fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
+                return CLI_FAILED;
+            }
+        }
+        need_write = write_status == HSMTLS_WANT_WRITE;
+        for (;;) {
+            int r = hsmtls_conn_read(conn, buf, sizeof buf);
+            if (r > 0) {
+                if (write_all(STDOUT_FILENO, buf, (size_t)r) != 0) {
+                    fprintf(stderr, "hsmtls connect: writing to stdout: %s\n", strerror(errno));
+                    return CLI_FAILED;
+                }
+                continue;
+            }
+            if (r == 0)
+                return CLI_OK; /* the server's close_notify: everything has arrived */
+            if (r == HSMTLS_WANT_WRITE)
+                need_write = 1;
+            if (r == HSMTLS_WANT_READ || r == HSMTLS_WANT_WRITE)
+                break;
+            if (closed_sent && r == HSMTLS_CLOSED) {
+                /* Some servers answer our close_notify by closing the socket alone. */
+                return CLI_OK;
+            }
+            fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
+            return CLI_FAILED;
+        }
+        struct pollfd p[2] = {
+            { .fd = fd, .events = (short)(POLLIN | (need_write ? POLLOUT : 0)) },
+            { .fd = (!stdin_eof && in_len == 0) ? STDIN_FILENO : -1, .events = POLLIN },
+        };
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "hsmtls connect: poll: %s\n", strerror(errno));
+            return CLI_FAILED;
+        }
+        if (p[1].revents) {
+            ssize_t n = read(STDIN_FILENO, in, sizeof in);
+            if (n > 0)
+                in_len = (size_t)n;
+            else if (n == 0 || errno != EINTR)
+                stdin_eof = 1;
+        }
+    }
+}
+
+static int setup(hsmtls_config *cfg, const char *ca, const char *cert, const char *key, const char *alpn,
+                 int version, int no_verify, const char *pin_source)
+{
+    if (pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK)
+        return -1;
+    if (ca && hsmtls_config_add_ca(cfg, ca) != HSMTLS_OK)
+        return -1;
+    if (cert && hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK)
+        return -1;
+    if (alpn && hsmtls_config_set_alpn(cfg, alpn) != HSMTLS_OK)
+        return -1;
+    if (version && hsmtls_config_set_protocols(cfg, version, version) != HSMTLS_OK)
+        return -1;
+    if (no_verify && hsmtls_config_set_verify_mode(cfg, HSMTLS_VERIFY_QUERY) != HSMTLS_OK)
+        return -1;
+    return 0;
+}
+
+int cmd_connect(int argc, char **argv)
+{
+    char *target = NULL;
+    const char *ca = NULL, *cert = NULL, *key = NULL, *servername = NULL, *alpn = NULL, *pin_source = NULL;
+    int version = 0, no_verify = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: %s\n", usage);
+            return CLI_OK;
+        } else if (strcmp(a, "--tls1_2") == 0)
+            version = HSMTLS_TLS1_2;
+        else if (strcmp(a, "--tls1_3") == 0)
+            version = HSMTLS_TLS1_3;
+        else if (strcmp(a, "--no-verify") == 0)
+            no_verify = 1;
+        else if (a[0] != '-' && !target)
+            target = argv[i];
+        else if (!v)
+            goto bad;
+        else if (strcmp(a, "--ca") == 0)
+            ca = argv[++i];
+        else if (strcmp(a, "--cert") == 0)
+            cert = argv[++i];
+        else if (strcmp(a, "--key") == 0)
+            key = argv[++i];
+        else if (strcmp(a, "--servername") == 0)
+            servername = argv[++i];
+        else if (strcmp(a, "--alpn") == 0)
+            alpn = argv[++i];
+        else if (strcmp(a, "--pin-source") == 0)
+            pin_source = argv[++i];
+        else
+            goto bad;
+    }
+    char *host, *port;
+    if (!target || !!cert != !!key)
+        goto bad;
+    char *t = strdup(target);
+    if (!t || split_target(t, &host, &port) != 0) {
+        free(t);
+        fprintf(stderr, "hsmtls connect: \"%s\" is not HOST:PORT\n", target);
+        return CLI_USAGE;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int rc = CLI_FAILED, fd = -1;
+    hsmtls_conn *conn = NULL;
+    hsmtls_config *cfg = hsmtls_config_new(HSMTLS_CLIENT);
+    if (!cfg) {
+        fprintf(stderr, "hsmtls connect: %s\n", hsmtls_error_message());
+        goto out;
+    }
+    if (setup(cfg, ca, cert, key, alpn, version, no_verify, pin_source) != 0) {
+        fprintf(stderr, "hsmtls connect: %s\n", hsmtls_config_error(cfg));
+        if (strstr(hsmtls_config_error(cfg), "no PIN/passphrase callback"))
+            fprintf(stderr, "hsmtls connect: give it with --pin-source FILE (or pin-value= in a pkcs11: URI)\n");
+        goto out;
+    }
+    if ((fd = dial(host, port)) < 0)
+        goto out;
+    if (!(conn = hsmtls_conn_new(cfg))) {
+        fprintf(stderr, "hsmtls connect: %s\n", hsmtls_error_message());
+        goto out;
+    }
+    if (hsmtls_conn_set_fd(conn, fd) != HSMTLS_OK ||
+        hsmtls_conn_set_hostname(conn, servername ? servername : host) != HSMTLS_OK) {
+        fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
+        goto out;
+    }
+    /* Blocking while the handshake runs; the copy loop wants non-blocking I/O. */
+    int r = hsmtls_conn_handshake(conn);
+    if (r != HSMTLS_OK) {
+        fprintf(stderr, "hsmtls connect: %s port %s: %s\n", host, port, hsmtls_conn_error_message(conn));
+        print_verify_errors(conn);
+        goto out;
+    }
+    print_summary(conn, cfg, host, port);
+    print_verify_errors(conn);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        fprintf(stderr, "hsmtls connect: cannot make the socket non-blocking: %s\n", strerror(errno));
+        goto out;
+    }
+    rc = relay(conn, fd);
+out:
+    hsmtls_conn_free(conn);
+    hsmtls_config_free(cfg);
+    if (fd >= 0)
+        close(fd);
+    free(t);
+    return rc;
+bad:
+    fprintf(stderr, "hsmtls connect: missing or unknown option\nusage: %s\n", usage);
+    return CLI_USAGE;
+}

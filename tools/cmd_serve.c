@@ -1,0 +1,363 @@
+/* hsmtls serve: a TLS echo server over libhsmtls. One thread runs a poll() loop over
+ * non-blocking connections, so many clients are served at once and a slow one holds
+ * nobody up; the number of clients is bounded (--max-clients). Each complete line a
+ * client sends is written back to it. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hsmtls/config.h"
+#include "hsmtls/conn.h"
+
+static const char usage[] =
+    "hsmtls serve --port N --cert CERT --key KEY [--bind ADDR] [--ca FILE] [--verify-client]\n"
+    "       [--alpn LIST] [--tls1_2 | --tls1_3] [--pin-source FILE] [--max-clients N] [--naccept N]\n"
+    "  CERT and KEY are paths or pkcs11: URIs. --ca trusts those CAs for client certificates\n"
+    "  without requiring one; --verify-client requires one. --naccept N ends after N connections.";
+
+#define LINE_MAX_BYTES 65536
+
+struct client {
+    int fd;
+    unsigned id;
+    hsmtls_conn *conn;
+    int handshaken;
+    int peer_closed;
+    char *in, *out;
+    size_t in_len, out_len;
+    short events;
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static int listen_on(const char *host, const char *port)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "hsmtls serve: %s port %s: %s\n", host ? host : "*", port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        fprintf(stderr, "hsmtls serve: cannot listen on %s port %s: %s\n", host ? host : "*", port,
+                strerror(err));
+    return fd;
+}
+
+static void drop(struct client *c, const char *why)
+{
+    if (why)
+        fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, why);
+    hsmtls_conn_free(c->conn);
+    close(c->fd);
+    free(c->in);
+    free(c->out);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+static int append(char **buf, size_t *len, const char *data, size_t n)
+{
+    char *p = realloc(*buf, *len + n + 1);
+    if (!p)
+        return -1;
+    memcpy(p + *len, data, n);
+    *buf = p;
+    *len += n;
+    return 0;
+}
+
+/* Moves every complete line (or an overlong partial one, or all at the end) to out. */
+static int lines_to_out(struct client *c, int all)
+{
+    size_t cut = 0;
+    for (size_t i = 0; i < c->in_len; i++)
+        if (c->in[i] == '\n')
+            cut = i + 1;
+    if (all || c->in_len >= LINE_MAX_BYTES)
+        cut = c->in_len;
+    if (!cut)
+        return 0;
+    if (append(&c->out, &c->out_len, c->in, cut) != 0)
+        return -1;
+    memmove(c->in, c->in + cut, c->in_len - cut);
+    c->in_len -= cut;
+    return 0;
+}
+
+static short wanted(int status)
+{
+    return status == HSMTLS_WANT_WRITE ? POLLOUT : POLLIN;
+}
+
+/* Moves one client as far as it goes without blocking. Returns 0 to keep it. */
+static int step(struct client *c)
+{
+    if (!c->handshaken) {
+        int r = hsmtls_conn_handshake(c->conn);
+        if (r == HSMTLS_WANT_READ || r == HSMTLS_WANT_WRITE) {
+            c->events = wanted(r);
+            return 0;
+        }
+        if (r != HSMTLS_OK) {
+            fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, hsmtls_conn_error_message(c->conn));
+            return -1;
+        }
+        c->handshaken = 1;
+        const char *sni = hsmtls_conn_hostname(c->conn);
+        fprintf(stderr, "hsmtls serve: client %u: %s%s%s\n", c->id, hsmtls_conn_summary(c->conn),
+                sni ? "; SNI " : "", sni ? sni : "");
+    }
+    char buf[16384];
+    for (;;) {
+        while (c->out_len) {
+            int r = hsmtls_conn_write(c->conn, c->out, c->out_len);
+            if (r == HSMTLS_WANT_READ || r == HSMTLS_WANT_WRITE) {
+                c->events = wanted(r);
+                return 0;
+            }
+            if (r < 0) {
+                fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, hsmtls_conn_error_message(c->conn));
+                return -1;
+            }
+            memmove(c->out, c->out + r, c->out_len - (size_t)r);
+            c->out_len -= (size_t)r;
+        }
+        if (c->peer_closed) {
+            /* Everything echoed: answer the client's close_notify with ours. */
+            int r = hsmtls_conn_shutdown(c->conn);
+            if (r == HSMTLS_WANT_READ || r == HSMTLS_WANT_WRITE) {
+                c->events = wanted(r);
+                return 0;
+            }
+            fprintf(stderr, "hsmtls serve: client %u: closed\n", c->id);
+            return -1;
+        }
+        int r = hsmtls_conn_read(c->conn, buf, sizeof buf);
+        if (r == HSMTLS_WANT_READ || r == HSMTLS_WANT_WRITE) {
+            c->events = wanted(r);
+            return 0;
+        }
+        if (r < 0) {
+            fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, hsmtls_conn_error_message(c->conn));
+            return -1;
+        }
+        if (r == 0)
+            c->peer_closed = 1;
+        else if (append(&c->in, &c->in_len, buf, (size_t)r) != 0) {
+            fprintf(stderr, "hsmtls serve: client %u: out of memory\n", c->id);
+            return -1;
+        }
+        if (lines_to_out(c, c->peer_closed) != 0) {
+            fprintf(stderr, "hsmtls serve: client %u: out of memory\n", c->id);
+            return -1;
+        }
+    }
+}
+
+static void describe(const hsmtls_config *cfg)
+{
+    fprintf(stderr, "hsmtls serve: certificate %s (%s: %s)\n", hsmtls_config_cert_subject(cfg),
+            hsmtls_location_name(hsmtls_config_cert_location(cfg)), hsmtls_config_cert_ref(cfg));
+    fprintf(stderr, "hsmtls serve: private key %s: %s\n",
+            hsmtls_config_key_location(cfg) == HSMTLS_LOC_TOKEN ? "on a token" : "in a file",
+            hsmtls_config_key_ref(cfg));
+}
+
+static int setup(hsmtls_config *cfg, const char *cert, const char *key, const char *ca, int verify_client,
+                 const char *alpn, int version, const char *pin_source)
+{
+    if (pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK)
+        return -1;
+    if (hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK)
+        return -1;
+    if (ca && hsmtls_config_add_ca(cfg, ca) != HSMTLS_OK)
+        return -1;
+    if (hsmtls_config_set_verify_mode(cfg, ca ? HSMTLS_VERIFY_PEER : HSMTLS_VERIFY_NONE) != HSMTLS_OK ||
+        hsmtls_config_set_peer_cert_required(cfg, verify_client) != HSMTLS_OK)
+        return -1;
+    if (alpn && hsmtls_config_set_alpn(cfg, alpn) != HSMTLS_OK)
+        return -1;
+    if (version && hsmtls_config_set_protocols(cfg, version, version) != HSMTLS_OK)
+        return -1;
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    const char *port = NULL, *cert = NULL, *key = NULL, *ca = NULL, *alpn = NULL, *bind_addr = NULL;
+    const char *pin_source = NULL;
+    int verify_client = 0, version = 0;
+    long max_clients = 256, naccept = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: %s\n", usage);
+            return CLI_OK;
+        } else if (strcmp(a, "--verify-client") == 0)
+            verify_client = 1;
+        else if (strcmp(a, "--tls1_2") == 0)
+            version = HSMTLS_TLS1_2;
+        else if (strcmp(a, "--tls1_3") == 0)
+            version = HSMTLS_TLS1_3;
+        else if (!v)
+            goto bad;
+        else if (strcmp(a, "--port") == 0)
+            port = argv[++i];
+        else if (strcmp(a, "--cert") == 0)
+            cert = argv[++i];
+        else if (strcmp(a, "--key") == 0)
+            key = argv[++i];
+        else if (strcmp(a, "--ca") == 0)
+            ca = argv[++i];
+        else if (strcmp(a, "--alpn") == 0)
+            alpn = argv[++i];
+        else if (strcmp(a, "--bind") == 0)
+            bind_addr = argv[++i];
+        else if (strcmp(a, "--pin-source") == 0)
+            pin_source = argv[++i];
+        else if (strcmp(a, "--max-clients") == 0)
+            max_clients = strtol(argv[++i], NULL, 10);
+        else if (strcmp(a, "--naccept") == 0)
+            naccept = strtol(argv[++i], NULL, 10);
+        else
+            goto bad;
+    }
+    if (!port || !cert || !key || max_clients < 1 || max_clients > 10000)
+        goto bad;
+    if (verify_client && !ca) {
+        fprintf(stderr, "hsmtls serve: --verify-client needs --ca FILE (the CAs client certificates must chain to)\n");
+        return CLI_USAGE;
+    }
+
+    hsmtls_config *cfg = hsmtls_config_new(HSMTLS_SERVER);
+    if (!cfg) {
+        fprintf(stderr, "hsmtls serve: %s\n", hsmtls_error_message());
+        return CLI_FAILED;
+    }
+    if (setup(cfg, cert, key, ca, verify_client, alpn, version, pin_source) != 0) {
+        fprintf(stderr, "hsmtls serve: %s\n", hsmtls_config_error(cfg));
+        if (strstr(hsmtls_config_error(cfg), "no PIN/passphrase callback"))
+            fprintf(stderr, "hsmtls serve: give it with --pin-source FILE (or pin-value= in a pkcs11: URI)\n");
+        hsmtls_config_free(cfg);
+        return CLI_FAILED;
+    }
+    int lfd = listen_on(bind_addr, port);
+    if (lfd < 0) {
+        hsmtls_config_free(cfg);
+        return CLI_FAILED;
+    }
+    describe(cfg);
+    fprintf(stderr, "hsmtls serve: listening on %s port %s%s\n", bind_addr ? bind_addr : "all addresses",
+            port, verify_client ? ", client certificates required" : ca ? ", client certificates verified when sent" : "");
+    if (alpn)
+        fprintf(stderr, "hsmtls serve: ALPN %s\n", alpn);
+
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an error return, not a death */
+
+    struct client *clients = calloc((size_t)max_clients, sizeof *clients);
+    struct pollfd *pfd = calloc((size_t)max_clients + 1, sizeof *pfd);
+    int rc = CLI_OK;
+    if (!clients || !pfd) {
+        fprintf(stderr, "hsmtls serve: out of memory\n");
+        rc = CLI_FAILED;
+        stopping = 1;
+    }
+    for (long i = 0; clients && i < max_clients; i++)
+        clients[i].fd = -1;
+    long active = 0, accepted = 0, finished = 0;
+    unsigned next_id = 1;
+    while (!stopping && (naccept < 0 || finished < naccept)) {
+        nfds_t n = 0;
+        int accepting = active < max_clients && (naccept < 0 || accepted < naccept);
+        pfd[n++] = (struct pollfd){ .fd = accepting ? lfd : -1, .events = POLLIN };
+        for (long i = 0; i < max_clients; i++)
+            pfd[n++] = (struct pollfd){ .fd = clients[i].fd, .events = clients[i].events };
+        if (poll(pfd, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "hsmtls serve: poll: %s\n", strerror(errno));
+            rc = CLI_FAILED;
+            break;
+        }
+        if (pfd[0].revents & POLLIN) {
+            int fd = accept(lfd, NULL, NULL);
+            if (fd >= 0 && (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)) {
+                close(fd);
+                fd = -1;
+            }
+            long slot = 0;
+            while (fd >= 0 && slot < max_clients && clients[slot].fd >= 0)
+                slot++;
+            if (fd >= 0) {
+                struct client *c = &clients[slot];
+                c->fd = fd;
+                c->id = next_id++;
+                accepted++;
+                active++;
+                c->conn = hsmtls_conn_new(cfg);
+                if (!c->conn || hsmtls_conn_set_fd(c->conn, fd) != HSMTLS_OK) {
+                    drop(c, c->conn ? hsmtls_conn_error_message(c->conn) : hsmtls_error_message());
+                    active--;
+                    finished++;
+                } else {
+                    c->events = POLLIN;
+                }
+            }
+        }
+        for (long i = 0; i < max_clients; i++) {
+            struct client *c = &clients[i];
+            if (c->fd < 0 || !pfd[i + 1].revents)
+                continue;
+            if (step(c) != 0) {
+                drop(c, NULL);
+                active--;
+                finished++;
+            }
+        }
+    }
+    for (long i = 0; clients && i < max_clients; i++)
+        if (clients[i].fd >= 0)
+            drop(&clients[i], "server stopping");
+    free(clients);
+    free(pfd);
+    close(lfd);
+    hsmtls_config_free(cfg);
+    return rc;
+bad:
+    fprintf(stderr, "hsmtls serve: missing or unknown option\nusage: %s\n", usage);
+    return CLI_USAGE;
+}
