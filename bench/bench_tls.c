@@ -1,0 +1,337 @@
+/* TLS handshakes per second against `openssl s_server` on loopback, with the token key
+ * (-key pkcs11:..., loaded through the hsmtls provider that the sandbox's openssl.cnf
+ * configures) and with the software copy of the same key, the same certificate.
+ *
+ * The client is this process: libssl with the default provider only, one connection at
+ * a time, a fresh SSL and TCP connection for each handshake (no session resumption, no
+ * tickets), SSL_connect then SSL_shutdown then close, like `openssl s_time`. The server
+ * is single-threaded, so a handshake's time is the client's plus the server's; the two
+ * servers run side by side and are measured in interleaved rounds of about 0.1 s.
+ * Then a third server with the token key and HSMTLS_DEBUG=1 gives the PKCS#11 calls
+ * per handshake from its trace lines (untimed: tracing costs time).
+ *
+ * Servers run as children of this process with PR_SET_PDEATHSIG, and are killed when a
+ * key is done, at exit, or when this process dies. HSMTLS_BENCH_SERVER_<NAME>=VALUE in
+ * the environment sets NAME=VALUE for the servers only (e.g. the LD_PRELOAD that a
+ * system openssl needs to load a sanitizer-built provider). */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define TOKEN "server"
+#define ROUND_SECONDS 0.1
+#define SERVER_PREFIX "HSMTLS_BENCH_SERVER_"
+
+extern char **environ;
+
+struct server {
+    pid_t pid;
+    int port;
+    char log[4096];
+};
+
+static struct server servers[2]; /* [0] token key, [1] software key */
+static char tmpdir[4096];
+
+static void server_stop(struct server *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+    if (s->log[0]) {
+        unlink(s->log);
+        s->log[0] = 0;
+    }
+}
+
+void tls_stop_servers(void)
+{
+    for (int i = 0; i < 2; i++)
+        server_stop(&servers[i]);
+    if (tmpdir[0]) {
+        rmdir(tmpdir);
+        tmpdir[0] = 0;
+    }
+}
+
+/* The server's log, for an error message (its last 2000 bytes). */
+static const char *server_log(const struct server *s)
+{
+    static char buf[2048];
+    buf[0] = 0;
+    FILE *f = fopen(s->log, "r");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, size > 2000 ? size - 2000 : 0, SEEK_SET);
+        buf[fread(buf, 1, 2000, f)] = 0;
+        fclose(f);
+    }
+    return buf;
+}
+
+/* This environment, with HSMTLS_BENCH_SERVER_<NAME>=VALUE applied as NAME=VALUE, and
+ * `extra` ("NAME=VALUE" or NULL) on top. */
+static char **server_environment(char *extra)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(2 * n + 1, sizeof *env);
+    size_t m = 0;
+    if (!env)
+        die("out of memory");
+    if (extra)
+        env[m++] = extra;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], SERVER_PREFIX, strlen(SERVER_PREFIX)) != 0)
+            continue;
+        env[m++] = environ[i] + strlen(SERVER_PREFIX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t len = eq ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
+        int overridden = 0;
+        for (size_t j = 0; j < m && !overridden; j++)
+            overridden = strncmp(env[j], environ[i], len) == 0;
+        if (!overridden && strncmp(environ[i], SERVER_PREFIX, strlen(SERVER_PREFIX)) != 0)
+            env[m++] = environ[i];
+    }
+    return env;
+}
+
+/* Starts `openssl s_server` on 127.0.0.1, a port of the kernel's choosing, and waits
+ * (up to 30 s) for its "ACCEPT 127.0.0.1:PORT" line. */
+static void server_start(struct server *s, const char *name, const char *key, const char *cert,
+                         char *extra_env)
+{
+    if (!tmpdir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/hsmtls-bench.XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(tmpdir))
+            die("cannot make a temporary directory in %s: %s", t && *t ? t : "/tmp", strerror(errno));
+        static int registered;
+        if (!registered++)
+            atexit(tls_stop_servers);
+    }
+    snprintf(s->log, sizeof s->log, "%.3900s/s_server-%.20s.log", tmpdir, name);
+    char *argv[] = { "openssl", "s_server", "-accept", "127.0.0.1:0", "-www", "-num_tickets", "0",
+                     "-cert", (char *)cert, "-key", (char *)key, NULL };
+    char **env = server_environment(extra_env);
+    int logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int nullfd = open("/dev/null", O_RDONLY);
+    if (logfd < 0 || nullfd < 0)
+        die("cannot open %s: %s", s->log, strerror(errno));
+    fflush(NULL);
+    pid_t parent = getpid();
+    s->pid = fork();
+    if (s->pid < 0)
+        die("fork: %s", strerror(errno));
+    if (s->pid == 0) {
+        /* Dies with this process, however it ends. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(nullfd, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        environ = env;
+        execvp("openssl", argv);
+        dprintf(2, "cannot run openssl: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
+    close(nullfd);
+    free(env);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        char line[256];
+        FILE *f = fopen(s->log, "r");
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "ACCEPT 127.0.0.1:%d", &s->port) == 1) {
+                fclose(f);
+                return;
+            }
+        if (f)
+            fclose(f);
+        int status;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            die("openssl s_server -key %s exited before accepting connections (a sanitizer "
+                "build's provider needs HSMTLS_BENCH_SERVER_LD_PRELOAD, see bench/bench_tls.c):"
+                "\n%s", key, server_log(s));
+        }
+        if (seconds_between(start, now) > 30)
+            die("openssl s_server -key %s did not accept connections within 30 s:\n%s", key,
+                server_log(s));
+        usleep(10000);
+    }
+}
+
+/* One full handshake on a fresh connection; 0, or -1 with the reason in err. */
+static int handshake(SSL_CTX *ctx, int port, char *err, size_t errlen)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int one = 1, ok = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    struct timeval limit = { .tv_sec = 10 }; /* a stuck server fails the run, not hangs it */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        snprintf(err, errlen, "connect to 127.0.0.1:%d: %s", port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    SSL *ssl = SSL_new(ctx);
+    if (ssl && SSL_set_fd(ssl, fd) == 1 && SSL_connect(ssl) == 1) {
+        SSL_shutdown(ssl); /* close_notify, without waiting for the server's */
+        ok = 0;
+    } else {
+        unsigned long e = ERR_peek_last_error();
+        snprintf(err, errlen, "handshake with 127.0.0.1:%d failed: %s", port,
+                 e ? ERR_error_string(e, NULL) : "connection closed");
+    }
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(fd);
+    return ok;
+}
+
+/* Handshakes with server s until `seconds` have passed; the count, the time in *t. */
+static unsigned long run_for(SSL_CTX *ctx, struct server *s, double seconds, double *t)
+{
+    struct timespec start, now, deadline;
+    char err[512];
+    unsigned long n = 0;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    deadline = after(start, seconds);
+    do {
+        if (handshake(ctx, s->port, err, sizeof err) < 0)
+            die("%s\nserver log:\n%s", err, server_log(s));
+        n++;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (seconds_between(deadline, now) < 0);
+    *t = seconds_between(start, now);
+    return n;
+}
+
+static SSL_CTX *client_ctx(int version)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, version) ||
+        !SSL_CTX_set_max_proto_version(ctx, version))
+        die("cannot make a TLS client context");
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* the same for both servers */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    return ctx;
+}
+
+/* The "hsmtls: C_..." trace lines in a server's log so far. */
+static unsigned long trace_lines(const struct server *s)
+{
+    char line[512];
+    unsigned long n = 0;
+    FILE *f = fopen(s->log, "r");
+    while (f && fgets(line, sizeof line, f))
+        n += strncmp(line, "hsmtls: C_", 10) == 0;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* PKCS#11 calls per handshake in a token-key server of its own run with HSMTLS_DEBUG=1
+ * (tracing slows it, hence not the timed one): CALL_HANDSHAKES handshakes per version
+ * after the first (which may open a session). The server signs before it sends its
+ * Finished, so its trace lines are written when SSL_connect returns. */
+#define CALL_HANDSHAKES 20
+static void calls_per_handshake(const char *uri, const char *cert, const int versions[2],
+                                struct tls_result out[2])
+{
+    static char debug[] = "HSMTLS_DEBUG=1";
+    char err[512];
+    server_start(&servers[0], "token-calls", uri, cert, debug);
+    for (int v = 0; v < 2; v++) {
+        SSL_CTX *ctx = client_ctx(versions[v]);
+        if (handshake(ctx, servers[0].port, err, sizeof err) < 0)
+            die("%s\nserver log:\n%s", err, server_log(&servers[0]));
+        unsigned long before = trace_lines(&servers[0]);
+        for (int i = 0; i < CALL_HANDSHAKES; i++)
+            if (handshake(ctx, servers[0].port, err, sizeof err) < 0)
+                die("%s\nserver log:\n%s", err, server_log(&servers[0]));
+        out[v].calls = (double)(trace_lines(&servers[0]) - before) / CALL_HANDSHAKES;
+        SSL_CTX_free(ctx);
+    }
+    server_stop(&servers[0]);
+}
+
+void tls_bench_key(const char *sandbox, const char *label, double seconds,
+                   struct tls_result out[2])
+{
+    char uri[512], soft[4096], cert[4096];
+    snprintf(uri, sizeof uri, "pkcs11:token=%s;object=%s;type=private", TOKEN, label);
+    snprintf(soft, sizeof soft, "%s/soft/%s.key", sandbox, label);
+    snprintf(cert, sizeof cert, "%s/certs/%s.pem", sandbox, label);
+    if (access(cert, R_OK) != 0)
+        die("no certificate %s for %s", cert, label);
+    server_start(&servers[0], "token", uri, cert, NULL);
+    server_start(&servers[1], "soft", soft, cert, NULL);
+    const int versions[2] = { TLS1_3_VERSION, TLS1_2_VERSION };
+    int rounds = 2 * (seconds > 2 * ROUND_SECONDS ? (int)(seconds / (2 * ROUND_SECONDS) + 0.5) : 1);
+    double *ratio = calloc((size_t)rounds, sizeof *ratio);
+    if (!ratio)
+        die("out of memory");
+    for (int v = 0; v < 2; v++) {
+        SSL_CTX *ctx = client_ctx(versions[v]);
+        unsigned long n[2] = { 0, 0 };
+        double t[2] = { 0, 0 }, dt, rate[2];
+        /* Discarded: the first handshakes (the token server's first signature, caches). */
+        for (int i = 0; i < 2; i++)
+            run_for(ctx, &servers[i], ROUND_SECONDS, &dt);
+        for (int r = 0; r < rounds; r++) {
+            for (int j = 0; j < 2; j++) {
+                int i = r % 2 ? 1 - j : j; /* token, soft; soft, token; ... */
+                unsigned long c = run_for(ctx, &servers[i], seconds / rounds, &dt);
+                n[i] += c;
+                t[i] += dt;
+                rate[i] = (double)c / dt;
+            }
+            ratio[r] = rate[0] / rate[1];
+        }
+        out[v].version = v == 0 ? "TLSv1.3" : "TLSv1.2";
+        out[v].token_rate = (double)n[0] / t[0];
+        out[v].soft_rate = (double)n[1] / t[1];
+        out[v].ratio = median(ratio, rounds);
+        SSL_CTX_free(ctx);
+    }
+    free(ratio);
+    for (int i = 0; i < 2; i++)
+        server_stop(&servers[i]);
+    calls_per_handshake(uri, cert, versions, out);
+}
