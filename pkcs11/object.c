@@ -397,16 +397,38 @@ hsmtls_p11_object *hsmtls_p11_object_find(const hsmtls_p11_uri *uri,
     return NULL;
 }
 
+/* Whether `c` can be the other half of `o`'s pair: the same key type and curve. */
+static int same_key(const hsmtls_p11_object *o, const hsmtls_p11_object *c)
+{
+    if (c->key_type != o->key_type)
+        return 0;
+    if (o->key_type == CKK_RSA) /* a certificate's modulus is not kept: it qualifies */
+        return !o->modulus || !c->modulus ||
+               (o->modulus_len == c->modulus_len && memcmp(o->modulus, c->modulus, o->modulus_len) == 0);
+    return o->curve && c->curve && strcmp(o->curve, c->curve) == 0;
+}
+
 hsmtls_p11_object *hsmtls_p11_object_sibling(hsmtls_p11_object *o, CK_OBJECT_CLASS cls)
 {
-    struct search q = { cls, o->id ? NULL : o->label, o->id, o->id_len };
+    /* An empty CKA_ID (what tokens give keys made without one) links nothing: every
+     * id-less object shares it. Then the label does. */
+    int has_id = o->id && o->id_len > 0;
+    struct search q = { cls, has_id ? NULL : o->label, has_id ? o->id : NULL, has_id ? o->id_len : 0 };
     hsmtls_p11_object **objs = NULL;
     size_t n = 0;
     if (search_token(o->token, &q, &objs, &n) < 0) {
         hsmtls_p11_error_clear();
         return NULL;
     }
-    hsmtls_p11_object *found = n ? objs[0] : NULL;
+    /* Ids are not unique in practice (two keys made with the same id=): only an object
+     * of the same key type and curve qualifies, one with the same label first. */
+    hsmtls_p11_object *found = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!same_key(o, objs[i]))
+            continue;
+        if (!found || (strcmp(found->label, o->label) != 0 && strcmp(objs[i]->label, o->label) == 0))
+            found = objs[i];
+    }
     free(objs);
     return found;
 }

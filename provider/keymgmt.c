@@ -9,13 +9,21 @@
  * Export gives the public half only (enough for the default provider to verify, and
  * for encoders to write a public key); asking for the private half is an error that
  * says why. Import takes public keys only: libcrypto imports a certificate's key into
- * our key management to compare it with a token key (X509_check_private_key). */
+ * our key management to compare it with a token key (X509_check_private_key).
+ *
+ * Key generation makes the pair on a token named by the pkcs11_uri parameter, and only
+ * there (see "key generation on a token" below). */
 #include "provider.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
 
 static hsmtls_key *key_alloc(hsmtls_provctx *pc, const char *type)
 {
@@ -38,6 +46,27 @@ static void km_free(void *keydata)
     free(key); /* priv/pub are the core's, kept for the process */
 }
 
+/* Our key for a token object of the right type. */
+static hsmtls_key *key_for_object(hsmtls_provctx *pc, hsmtls_p11_object *o, const char *type)
+{
+    hsmtls_key *key = key_alloc(pc, type);
+    if (!key)
+        return NULL;
+    if (hsmtls_p11_object_class(o) == CKO_PRIVATE_KEY)
+        key->priv = o;
+    else
+        key->pub = o;
+    /* A private key object carries its public half (the core borrows the EC point
+     * from the public key or certificate when the token leaves it out). */
+    key->soft = hsmtls_p11_object_public_key(o, pc->sw, NULL);
+    if (!key->soft) {
+        HSMTLS_PROV_P11_ERR(pc, "loading a key");
+        km_free(key);
+        return NULL;
+    }
+    return key;
+}
+
 /* The key a store reference names; `type` is the key management asked. */
 static void *key_load(const void *reference, size_t size, const char *type)
 {
@@ -51,22 +80,7 @@ static void *key_load(const void *reference, size_t size, const char *type)
                         hsmtls_p11_object_label(o), otype ? otype : "unsupported", type);
         return NULL;
     }
-    hsmtls_key *key = key_alloc(ref->pc, type);
-    if (!key)
-        return NULL;
-    if (hsmtls_p11_object_class(o) == CKO_PRIVATE_KEY)
-        key->priv = o;
-    else
-        key->pub = o;
-    /* A private key object carries its public half (the core borrows the EC point
-     * from the public key or certificate when the token leaves it out). */
-    key->soft = hsmtls_p11_object_public_key(o, ref->pc->sw, NULL);
-    if (!key->soft) {
-        HSMTLS_PROV_P11_ERR(ref->pc, "loading a key");
-        km_free(key);
-        return NULL;
-    }
-    return key;
+    return key_for_object(ref->pc, o, type);
 }
 
 static int km_has(const void *keydata, int selection)
@@ -232,10 +246,251 @@ static void *km_dup(const void *keydata, int selection)
     return key;
 }
 
+/* ---- key generation on a token ------------------------------------------------------
+ *
+ * Only on a token, named by the pkcs11_uri parameter (token and object= label, id=
+ * optional): `openssl genpkey -propquery provider=hsmtls -algorithm EC
+ * -pkeyopt group:P-256 -pkeyopt pkcs11_uri:'pkcs11:token=T;object=L;id=%01' -out f.pem`.
+ * The private key is made sensitive and not extractable; the EVP_PKEY holds it by
+ * reference (and f.pem, through the key file encoder, is a URI key file). Without
+ * pkcs11_uri there is nothing to do: software keys belong to the default provider,
+ * which unqualified fetches reach first (see README.md), so gen() refuses clearly. */
+
+#define HSMTLS_PKEY_PARAM_URI "pkcs11_uri"
+
+typedef struct gen_ctx {
+    hsmtls_provctx *pc;
+    const char *type;            /* "RSA", "EC", "ED25519", "ED448" */
+    char *uri;
+    size_t bits;                 /* RSA */
+    char *group;                 /* EC */
+} gen_ctx;
+
+static void gen_cleanup(void *genctx)
+{
+    gen_ctx *g = genctx;
+    if (!g)
+        return;
+    free(g->uri);
+    free(g->group);
+    free(g);
+}
+
+static int set_string(const OSSL_PARAM *p, char **slot)
+{
+    const char *v;
+    char *copy;
+    if (!OSSL_PARAM_get_utf8_string_ptr(p, &v) || !(copy = strdup(v)))
+        return 0;
+    free(*slot);
+    *slot = copy;
+    return 1;
+}
+
+static int gen_set_params(void *genctx, const OSSL_PARAM params[])
+{
+    gen_ctx *g = genctx;
+    const OSSL_PARAM *p;
+    if (!params)
+        return 1;
+    if ((p = OSSL_PARAM_locate_const(params, HSMTLS_PKEY_PARAM_URI)) && !set_string(p, &g->uri)) {
+        HSMTLS_PROV_ERR(g->pc, HSMTLS_R_BAD_ARGUMENT, "%s must be a string", HSMTLS_PKEY_PARAM_URI);
+        return 0;
+    }
+    if (strcmp(g->type, "RSA") == 0) {
+        if ((p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_BITS)) &&
+            !OSSL_PARAM_get_size_t(p, &g->bits)) {
+            HSMTLS_PROV_ERR(g->pc, HSMTLS_R_BAD_ARGUMENT, "bad RSA key size");
+            return 0;
+        }
+        if ((p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_PRIMES))) {
+            size_t primes;
+            if (!OSSL_PARAM_get_size_t(p, &primes) || primes != 2) {
+                HSMTLS_PROV_ERR(g->pc, HSMTLS_R_UNSUPPORTED, "a token makes two-prime RSA keys only");
+                return 0;
+            }
+        }
+        if ((p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_E))) {
+            BIGNUM *e = NULL;
+            int f4 = OSSL_PARAM_get_BN(p, &e) && BN_is_word(e, RSA_F4);
+            BN_free(e);
+            if (!f4) {
+                HSMTLS_PROV_ERR(g->pc, HSMTLS_R_UNSUPPORTED,
+                                "hsmtls makes RSA keys with the public exponent 65537 only");
+                return 0;
+            }
+        }
+    }
+    if (strcmp(g->type, "EC") == 0 &&
+        (p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_GROUP_NAME)) &&
+        !set_string(p, &g->group)) {
+        HSMTLS_PROV_ERR(g->pc, HSMTLS_R_BAD_ARGUMENT, "bad EC group");
+        return 0;
+    }
+    return 1;
+}
+
+static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[], const char *type)
+{
+    hsmtls_provctx *pc = provctx;
+    if (!(selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY)) {
+        HSMTLS_PROV_ERR(pc, HSMTLS_R_UNSUPPORTED,
+                        "hsmtls generates key pairs on a token, not %s parameters", type);
+        return NULL;
+    }
+    gen_ctx *g = calloc(1, sizeof *g);
+    if (!g) {
+        HSMTLS_PROV_ERR(pc, HSMTLS_R_INTERNAL, "out of memory");
+        return NULL;
+    }
+    g->pc = pc;
+    g->type = type;
+    if (!gen_set_params(g, params)) {
+        gen_cleanup(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* The core's curve name for an OpenSSL group name (or alias). */
+static const char *curve_of(const char *group)
+{
+    static const struct { const char *name, *curve; } groups[] = {
+        { "P-256", "P-256" }, { "prime256v1", "P-256" }, { "secp256r1", "P-256" },
+        { "P-384", "P-384" }, { "secp384r1", "P-384" },
+        { "P-521", "P-521" }, { "secp521r1", "P-521" },
+    };
+    for (size_t i = 0; group && i < sizeof groups / sizeof groups[0]; i++)
+        if (strcasecmp(group, groups[i].name) == 0)
+            return groups[i].curve;
+    return NULL;
+}
+
+/* A CKA_ID for a pair the URI gives no id=: the halves of a pair are linked by their id,
+ * and tokens give a new key an empty one, which every other id-less key shares. Random,
+ * so it names this pair only; the core refuses a label only together with an id, so
+ * here the label must be free. 1, or 0 with an error. */
+static int invent_id(hsmtls_provctx *pc, const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *lookup,
+                     unsigned char *id, size_t len)
+{
+    hsmtls_p11_object **objs;
+    size_t n;
+    ERR_set_mark();
+    int listed = hsmtls_p11_objects_list(uri, lookup, HSMTLS_P11_ANY_CLASS, &objs, &n) == 0;
+    ERR_pop_to_mark();
+    if (!listed) {
+        HSMTLS_PROV_P11_ERR(pc, "generating a key");
+        return 0;
+    }
+    if (n) {
+        HSMTLS_PROV_ERR(pc, HSMTLS_R_PKCS11,
+                        "generating a key: token \"%s\" already holds an object labelled \"%s\"; "
+                        "not generating over it",
+                        hsmtls_p11_token_label(hsmtls_p11_object_token(objs[0])),
+                        hsmtls_p11_object_label(objs[0]));
+        free(objs);
+        return 0;
+    }
+    free(objs);
+    if (RAND_bytes_ex(pc->sw, id, len, 0) <= 0) {
+        HSMTLS_PROV_ERR(pc, HSMTLS_R_INTERNAL, "no random bytes for a key id");
+        return 0;
+    }
+    return 1;
+}
+
+static void *gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
+{
+    gen_ctx *g = genctx;
+    hsmtls_provctx *pc = g->pc;
+    if (!g->uri) {
+        HSMTLS_PROV_ERR(pc, HSMTLS_R_BAD_ARGUMENT,
+                        "hsmtls generates %s keys on a PKCS#11 token only: name the token and "
+                        "label with %s (-pkeyopt %s:'pkcs11:token=T;object=LABEL'); software "
+                        "keys come from the default provider", g->type, HSMTLS_PKEY_PARAM_URI,
+                        HSMTLS_PKEY_PARAM_URI);
+        return NULL;
+    }
+    hsmtls_p11_keygen spec = { 0 };
+    if (strcmp(g->type, "RSA") == 0) {
+        spec.key_type = CKK_RSA;
+        spec.bits = (unsigned)(g->bits ? g->bits : 2048);
+        if (g->bits > 16384) {
+            HSMTLS_PROV_ERR(pc, HSMTLS_R_UNSUPPORTED, "RSA keys are 2048 to 16384 bits");
+            return NULL;
+        }
+    } else if (strcmp(g->type, "EC") == 0) {
+        spec.key_type = CKK_EC;
+        if (!g->group) {
+            HSMTLS_PROV_ERR(pc, HSMTLS_R_BAD_ARGUMENT,
+                            "no EC group: give one (-pkeyopt group:P-256, P-384 or P-521)");
+            return NULL;
+        }
+        if (!(spec.curve = curve_of(g->group))) {
+            HSMTLS_PROV_ERR(pc, HSMTLS_R_UNSUPPORTED,
+                            "EC group \"%s\" is not supported on a token (P-256, P-384, P-521)",
+                            g->group);
+            return NULL;
+        }
+    } else {
+        spec.key_type = CKK_EC_EDWARDS;
+        spec.curve = g->type;
+    }
+    hsmtls_p11_uri *uri = hsmtls_p11_uri_parse(g->uri);
+    if (!uri) {
+        HSMTLS_PROV_P11_ERR(pc, "generating a key");
+        return NULL;
+    }
+    spec.label = hsmtls_p11_uri_object_label(uri);
+    spec.id = hsmtls_p11_uri_object_id(uri, &spec.id_len);
+    hsmtls_p11_lookup lookup = hsmtls_prov_lookup(pc);
+    hsmtls_key *key = NULL;
+    unsigned char id[16];
+    if (!spec.id && spec.label && *spec.label && !invent_id(pc, uri, &lookup, id, sizeof id))
+        goto done;
+    if (!spec.id) {
+        spec.id = id;
+        spec.id_len = sizeof id;
+    }
+    /* SoftHSM2 leaves libcrypto errors of its own behind; the core's message says it. */
+    ERR_set_mark();
+    hsmtls_p11_object *o = hsmtls_p11_generate_key_pair(uri, &lookup, &spec);
+    ERR_pop_to_mark();
+    if (!o)
+        HSMTLS_PROV_P11_ERR(pc, "generating a key");
+    else
+        key = key_for_object(pc, o, g->type);
+done:
+    hsmtls_p11_uri_free(uri);
+    return key;
+}
+
+#define GEN_URI_PARAM OSSL_PARAM_utf8_string(HSMTLS_PKEY_PARAM_URI, NULL, 0)
+static const OSSL_PARAM rsa_gen_settable_list[] = {
+    GEN_URI_PARAM,
+    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
+    OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
+    OSSL_PARAM_END,
+};
+static const OSSL_PARAM ec_gen_settable_list[] = {
+    GEN_URI_PARAM,
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+    OSSL_PARAM_END,
+};
+static const OSSL_PARAM ecx_gen_settable_list[] = {
+    GEN_URI_PARAM,
+    OSSL_PARAM_END,
+};
+
 /* One set of entry points per key type: new() and load() must know the type, and
  * gettable/import/export lists differ. */
-#define KEYMGMT(prefix, type, gettable, public_params, opname)                               \
+#define KEYMGMT(prefix, type, gettable, public_params, opname, gen_settable)                 \
     static void *prefix##_new(void *provctx) { return key_alloc(provctx, type); }            \
+    static void *prefix##_gen_init(void *provctx, int selection, const OSSL_PARAM params[]) \
+    { return gen_init(provctx, selection, params, type); }                                   \
+    static const OSSL_PARAM *prefix##_gen_settable(void *genctx, void *provctx)              \
+    { return gen_settable; }                                                                 \
     static void *prefix##_load(const void *ref, size_t size) { return key_load(ref, size, type); } \
     static const OSSL_PARAM *prefix##_gettable(void *provctx) { return gettable; }           \
     static const OSSL_PARAM *prefix##_types(int selection) { return public_params; }         \
@@ -254,13 +509,18 @@ static void *km_dup(const void *keydata, int selection)
         { OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))prefix##_types },                  \
         { OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))prefix##_opname },         \
         { OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))km_dup },                                   \
+        { OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))prefix##_gen_init },                   \
+        { OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params },                \
+        { OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS, (void (*)(void))prefix##_gen_settable },    \
+        { OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))gen },                                      \
+        { OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup },                      \
         { 0, NULL },                                                                         \
     };
 
 /* EC keys sign as "ECDSA" and derive as "ECDH"; the others share their key's name. */
 #define EC_OPNAME (op == OSSL_OP_KEYEXCH ? "ECDH" : "ECDSA")
 
-KEYMGMT(rsa, "RSA", rsa_gettable_list, rsa_public, "RSA")
-KEYMGMT(ec, "EC", ec_gettable_list, ec_public, EC_OPNAME)
-KEYMGMT(ed25519, "ED25519", ecx_gettable_list, ecx_public, "ED25519")
-KEYMGMT(ed448, "ED448", ecx_gettable_list, ecx_public, "ED448")
+KEYMGMT(rsa, "RSA", rsa_gettable_list, rsa_public, "RSA", rsa_gen_settable_list)
+KEYMGMT(ec, "EC", ec_gettable_list, ec_public, EC_OPNAME, ec_gen_settable_list)
+KEYMGMT(ed25519, "ED25519", ecx_gettable_list, ecx_public, "ED25519", ecx_gen_settable_list)
+KEYMGMT(ed448, "ED448", ecx_gettable_list, ecx_public, "ED448", ecx_gen_settable_list)

@@ -110,6 +110,34 @@ static const OSSL_ALGORITHM keyexch_algs[] = {
     { NULL, NULL, NULL, NULL },
 };
 
+/* URI key files ("PKCS#11 PROVIDER URI" PEM, keyfile.c). Reading: the PEM decoder
+ * checks and resolves the URI and hands the DER body on, and one DER decoder per key
+ * type turns it into a token key by reference. Writing: a token
+ * private key asked for as PEM PrivateKeyInfo (`openssl pkey`, `genpkey -out`) is
+ * written as the URI file; nothing else of a private key is ever encoded. */
+#define KEYFILE_DECODER(names, fns) \
+    { names, HSMTLS_PROV_PROPS ",input=der", fns, "PKCS#11 URI key file body to a token key" }
+static const OSSL_ALGORITHM decoder_algs[] = {
+    { "DER", HSMTLS_PROV_PROPS ",input=pem", hsmtls_keyfile_pem_decoder_functions,
+      "PKCS#11 PROVIDER URI PEM to DER" },
+    KEYFILE_DECODER("RSA:rsaEncryption:1.2.840.113549.1.1.1", hsmtls_rsa_keyfile_decoder_functions),
+    KEYFILE_DECODER("EC:id-ecPublicKey:1.2.840.10045.2.1", hsmtls_ec_keyfile_decoder_functions),
+    KEYFILE_DECODER("ED25519:1.3.101.112", hsmtls_ed25519_keyfile_decoder_functions),
+    KEYFILE_DECODER("ED448:1.3.101.113", hsmtls_ed448_keyfile_decoder_functions),
+    { NULL, NULL, NULL, NULL },
+};
+
+#define KEYFILE_ENCODER(names) \
+    { names, HSMTLS_PROV_PROPS ",output=pem,structure=PrivateKeyInfo", \
+      hsmtls_keyfile_encoder_functions, "token private key to a PKCS#11 URI key file" }
+static const OSSL_ALGORITHM encoder_algs[] = {
+    KEYFILE_ENCODER("RSA:rsaEncryption:1.2.840.113549.1.1.1"),
+    KEYFILE_ENCODER("EC:id-ecPublicKey:1.2.840.10045.2.1"),
+    KEYFILE_ENCODER("ED25519:1.3.101.112"),
+    KEYFILE_ENCODER("ED448:1.3.101.113"),
+    { NULL, NULL, NULL, NULL },
+};
+
 static const OSSL_ALGORITHM *query(void *provctx, int operation_id, int *no_cache)
 {
     *no_cache = 0;
@@ -124,6 +152,10 @@ static const OSSL_ALGORITHM *query(void *provctx, int operation_id, int *no_cach
         return asym_cipher_algs;
     case OSSL_OP_KEYEXCH:
         return keyexch_algs;
+    case OSSL_OP_DECODER:
+        return decoder_algs;
+    case OSSL_OP_ENCODER:
+        return encoder_algs;
     default:
         return NULL;
     }
@@ -234,6 +266,15 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
             break;
         case OSSL_FUNC_CORE_VSET_ERROR:
             pc->core_vset_error = OSSL_FUNC_core_vset_error(in);
+            break;
+        case OSSL_FUNC_BIO_READ_EX:
+            pc->core_bio_read_ex = OSSL_FUNC_BIO_read_ex(in);
+            break;
+        case OSSL_FUNC_BIO_WRITE_EX:
+            pc->core_bio_write_ex = OSSL_FUNC_BIO_write_ex(in);
+            break;
+        case OSSL_FUNC_BIO_GETS:
+            pc->core_bio_gets = OSSL_FUNC_BIO_gets(in);
             break;
         default:
             break;

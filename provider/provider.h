@@ -22,6 +22,10 @@ typedef struct hsmtls_provctx {
     OSSL_FUNC_core_new_error_fn *core_new_error;
     OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;
     OSSL_FUNC_core_vset_error_fn *core_vset_error;
+    /* The core's BIO calls: decoders read key files, encoders write them. */
+    OSSL_FUNC_BIO_read_ex_fn *core_bio_read_ex;
+    OSSL_FUNC_BIO_write_ex_fn *core_bio_write_ex;
+    OSSL_FUNC_BIO_gets_fn *core_bio_gets;
     /* A private library context with only the default provider: public-key
      * arithmetic, digests and signature verification happen there. */
     OSSL_LIB_CTX *sw;
@@ -71,6 +75,15 @@ typedef struct hsmtls_key_ref {
     hsmtls_p11_object *object;
 } hsmtls_key_ref;
 
+/* The first key of type `key_type` ("RSA", "EC", ...; NULL: any) that `uri` names, looked up
+ * exactly as the store's load() does (same classes, PIN order and errors), handed to
+ * object_cb by reference. `expect` is an OSSL_STORE_INFO_* (0: as the URI says).
+ * Returns 1 when a key was passed on or the URI names no key of that type (quietly:
+ * another key type's decoder may take it), 0 with an error when the lookup failed. */
+int hsmtls_store_load_key(hsmtls_provctx *pc, const char *uri, int expect, const char *key_type,
+                          OSSL_CALLBACK *object_cb, void *object_cbarg,
+                          OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg);
+
 /* "RSA", "EC", "ED25519", "ED448" for a token object's key type (certificates: their
  * key's), NULL for a type we do not handle. */
 const char *hsmtls_key_type_name(const hsmtls_p11_object *o);
@@ -93,5 +106,11 @@ extern const OSSL_DISPATCH hsmtls_ecdsa_signature_functions[];
 extern const OSSL_DISPATCH hsmtls_eddsa_signature_functions[];
 extern const OSSL_DISPATCH hsmtls_rsa_asym_cipher_functions[];
 extern const OSSL_DISPATCH hsmtls_ecdh_keyexch_functions[];
+extern const OSSL_DISPATCH hsmtls_keyfile_pem_decoder_functions[];
+extern const OSSL_DISPATCH hsmtls_rsa_keyfile_decoder_functions[];
+extern const OSSL_DISPATCH hsmtls_ec_keyfile_decoder_functions[];
+extern const OSSL_DISPATCH hsmtls_ed25519_keyfile_decoder_functions[];
+extern const OSSL_DISPATCH hsmtls_ed448_keyfile_decoder_functions[];
+extern const OSSL_DISPATCH hsmtls_keyfile_encoder_functions[];
 
 #endif

@@ -219,6 +219,29 @@ static int store_close(void *loaderctx)
     return 1;
 }
 
+/* The key-file decoders' way in: one store load, narrowed to one key type. */
+int hsmtls_store_load_key(hsmtls_provctx *pc, const char *uri, int expect, const char *key_type,
+                          OSSL_CALLBACK *object_cb, void *object_cbarg,
+                          OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
+    store_ctx *ctx = store_open(pc, uri);
+    if (!ctx)
+        return 0;
+    ctx->expect = expect;
+    int ok = look_up(ctx, pw_cb, pw_cbarg);
+    while (ok && !ctx->done && ctx->next < ctx->n) {
+        hsmtls_p11_object *o = ctx->objs[ctx->next++];
+        const char *type = hsmtls_key_type_name(o);
+        if (hsmtls_p11_object_class(o) == CKO_CERTIFICATE || !type ||
+            (key_type && strcmp(type, key_type) != 0))
+            continue;
+        ok = emit_key(ctx, o, type, object_cb, object_cbarg);
+        break;
+    }
+    store_close(ctx);
+    return ok;
+}
+
 const OSSL_DISPATCH hsmtls_store_functions[] = {
     { OSSL_FUNC_STORE_OPEN, (void (*)(void))store_open },
     { OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS, (void (*)(void))store_settable_ctx_params },

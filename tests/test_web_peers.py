@@ -9,7 +9,23 @@ import pytest
 
 import peers
 
-SOURCES = ["file"]
+SOURCES = ["file", "token"]
+
+# The token keys these tests use, and their tokens.
+URI_KEYS = {"rsa2048": "server", "ec-p256": "server", "client-p256": "client"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def uri_keys(sandbox):
+    """URI key files (written by `hsmtls keyfile`) for the "token" source."""
+    directory = sandbox.dir / "uri-keys"
+    directory.mkdir(exist_ok=True)
+    for label, token in URI_KEYS.items():
+        path = directory / f"{label}.pem"
+        sandbox.hsmtls("keyfile", "--out", path, f"pkcs11:token={token};object={label};type=private",
+                       check=True)
+        assert path.read_text().startswith("-----BEGIN PKCS#11 PROVIDER URI-----")
+    return directory
 
 
 def key_file(box, label, source):
