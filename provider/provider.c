@@ -7,6 +7,8 @@
  *   pkcs11-module-path = /usr/lib/softhsm/libsofthsm2.so   # else the URI, registry, ...
  *   pkcs11-pin = 1234                                      # after the URI's PIN
  *   pkcs11-pin-source = file:/etc/hsm/pin                  # after pkcs11-pin
+ *   pkcs11-login = auto                                    # auto | always | never
+ *   pkcs11-operations = store,sign,decrypt,derive,keyfile  # what it offers (default all)
  *
  * HSMTLS_PKCS11_MODULE in the environment still overrides the module (the core's rule).
  * The core (modules, sessions, logins) is never finalised here: SoftHSM2 can crash when
@@ -24,6 +26,8 @@
 #define HSMTLS_PARAM_MODULE_PATH "pkcs11-module-path"
 #define HSMTLS_PARAM_PIN "pkcs11-pin"
 #define HSMTLS_PARAM_PIN_SOURCE "pkcs11-pin-source"
+#define HSMTLS_PARAM_LOGIN "pkcs11-login"
+#define HSMTLS_PARAM_OPERATIONS "pkcs11-operations"
 
 void hsmtls_prov_error(const hsmtls_provctx *pc, int reason, const char *file, int line,
                        const char *func, const char *fmt, ...)
@@ -65,7 +69,7 @@ hsmtls_p11_lookup hsmtls_prov_lookup(const hsmtls_provctx *pc)
     l.module_path = pc->module_path;
     l.pin = pc->pin;
     l.pin_source = pc->pin_source;
-    l.login = HSMTLS_P11_LOGIN_AUTO;
+    l.login = pc->login;
     return l;
 }
 
@@ -140,25 +144,80 @@ static const OSSL_ALGORITHM encoder_algs[] = {
 
 static const OSSL_ALGORITHM *query(void *provctx, int operation_id, int *no_cache)
 {
+    const hsmtls_provctx *pc = provctx;
+    unsigned ops = pc->config_error[0] ? HSMTLS_OPS_STORE : pc->operations;
     *no_cache = 0;
     switch (operation_id) {
     case OSSL_OP_STORE:
-        return store_algs;
+        return ops & HSMTLS_OPS_STORE ? store_algs : NULL;
     case OSSL_OP_KEYMGMT:
         return keymgmt_algs;
     case OSSL_OP_SIGNATURE:
-        return signature_algs;
+        return ops & HSMTLS_OPS_SIGN ? signature_algs : NULL;
     case OSSL_OP_ASYM_CIPHER:
-        return asym_cipher_algs;
+        return ops & HSMTLS_OPS_DECRYPT ? asym_cipher_algs : NULL;
     case OSSL_OP_KEYEXCH:
-        return keyexch_algs;
+        return ops & HSMTLS_OPS_DERIVE ? keyexch_algs : NULL;
     case OSSL_OP_DECODER:
-        return decoder_algs;
+        return ops & HSMTLS_OPS_KEYFILE ? decoder_algs : NULL;
     case OSSL_OP_ENCODER:
-        return encoder_algs;
+        return ops & HSMTLS_OPS_KEYFILE ? encoder_algs : NULL;
     default:
         return NULL;
     }
+}
+
+/* pkcs11-login: how lookups log in (the core's modes). */
+static int parse_login(hsmtls_provctx *pc, const char *value, enum hsmtls_p11_login_mode *mode)
+{
+    static const struct { const char *name; enum hsmtls_p11_login_mode mode; } modes[] = {
+        { "auto", HSMTLS_P11_LOGIN_AUTO }, { "always", HSMTLS_P11_LOGIN_ALWAYS },
+        { "never", HSMTLS_P11_LOGIN_NEVER },
+    };
+    *mode = HSMTLS_P11_LOGIN_AUTO;
+    if (!value || !*value)
+        return 1;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(value, modes[i].name) == 0) {
+            *mode = modes[i].mode;
+            return 1;
+        }
+    snprintf(pc->config_error, sizeof pc->config_error,
+             "%s = \"%s\": expected auto, always or never", HSMTLS_PARAM_LOGIN, value);
+    return 0;
+}
+
+/* pkcs11-operations: a comma- or space-separated list; unset means all. */
+static int parse_operations(hsmtls_provctx *pc, const char *value, unsigned *ops)
+{
+    static const struct { const char *name; unsigned bit; } names[] = {
+        { "store", HSMTLS_OPS_STORE }, { "sign", HSMTLS_OPS_SIGN },
+        { "decrypt", HSMTLS_OPS_DECRYPT }, { "derive", HSMTLS_OPS_DERIVE },
+        { "keyfile", HSMTLS_OPS_KEYFILE },
+    };
+    *ops = HSMTLS_OPS_ALL;
+    if (!value || !*value)
+        return 1;
+    *ops = 0;
+    const char *p = value;
+    while (*p) {
+        size_t len = strcspn(p, ", ");
+        int known = len == 0;
+        for (size_t i = 0; i < sizeof names / sizeof names[0] && !known; i++)
+            if (strlen(names[i].name) == len && strncmp(p, names[i].name, len) == 0) {
+                *ops |= names[i].bit;
+                known = 1;
+            }
+        if (!known) {
+            snprintf(pc->config_error, sizeof pc->config_error,
+                     "%s: unknown operation \"%.*s\" (known: store, sign, decrypt, derive, keyfile)",
+                     HSMTLS_PARAM_OPERATIONS, (int)len, p);
+            return 0;
+        }
+        p += len;
+        p += strspn(p, ", ");
+    }
+    return 1;
 }
 
 static const OSSL_PARAM *gettable_params(void *provctx)
@@ -252,6 +311,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (!pc)
         return 0;
     pc->handle = handle;
+    pc->operations = HSMTLS_OPS_ALL;
     OSSL_FUNC_core_get_params_fn *core_get_params = NULL;
     for (; in->function_id != 0; in++) {
         switch (in->function_id) {
@@ -282,11 +342,13 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     }
 
     if (core_get_params) {
-        char *module_path = NULL, *pin = NULL, *pin_source = NULL;
+        char *module_path = NULL, *pin = NULL, *pin_source = NULL, *login = NULL, *ops = NULL;
         OSSL_PARAM params[] = {
             OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_MODULE_PATH, &module_path, 0),
             OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_PIN, &pin, 0),
             OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_PIN_SOURCE, &pin_source, 0),
+            OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_LOGIN, &login, 0),
+            OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_OPERATIONS, &ops, 0),
             OSSL_PARAM_END,
         };
         if (!core_get_params(handle, params) || !take(module_path, &pc->module_path) ||
@@ -294,6 +356,9 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
             provctx_free(pc);
             return 0;
         }
+        /* A bad login or operations value sets config_error (see provider.h). */
+        if (parse_login(pc, login, &pc->login))
+            parse_operations(pc, ops, &pc->operations);
     }
 
     /* A library context of our own with the default provider, not a child of the

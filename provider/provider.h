@@ -34,7 +34,23 @@ typedef struct hsmtls_provctx {
     char *module_path;
     char *pin;
     char *pin_source;
+    enum hsmtls_p11_login_mode login;  /* pkcs11-login */
+    unsigned operations;               /* pkcs11-operations: HSMTLS_OPS_* bits */
+    /* A bad setting. The provider stays loaded but offers only its store, which
+     * reports this on every open: OpenSSL drops errors raised at provider init, and
+     * a missing provider would only say "unregistered scheme". */
+    char config_error[256];
 } hsmtls_provctx;
+
+/* What pkcs11-operations may offer; key management is always there. */
+enum {
+    HSMTLS_OPS_STORE = 1 << 0,    /* "store": pkcs11: URIs through OSSL_STORE */
+    HSMTLS_OPS_SIGN = 1 << 1,     /* "sign" */
+    HSMTLS_OPS_DECRYPT = 1 << 2,  /* "decrypt": RSA decryption, TLS 1.2 RSA key exchange */
+    HSMTLS_OPS_DERIVE = 1 << 3,   /* "derive": ECDH */
+    HSMTLS_OPS_KEYFILE = 1 << 4,  /* "keyfile": URI key files read and written */
+    HSMTLS_OPS_ALL = (1 << 5) - 1,
+};
 
 /* Reason codes (the provider's reason strings in provider.c). */
 enum {

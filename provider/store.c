@@ -33,6 +33,11 @@ typedef struct store_ctx {
 static void *store_open(void *provctx, const char *uri)
 {
     hsmtls_provctx *pc = provctx;
+    if (pc->config_error[0]) {
+        HSMTLS_PROV_ERR(pc, HSMTLS_R_BAD_ARGUMENT, "the hsmtls provider's configuration: %s",
+                        pc->config_error);
+        return NULL;
+    }
     store_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return NULL;
