@@ -80,6 +80,7 @@ void hsmtls_config_free(hsmtls_config *cfg)
         free(cfg->opts[i].value);
     }
     free(cfg->opts);
+    hsmtls__config_free_more(cfg);
     pthread_mutex_destroy(&cfg->lock);
     free(cfg);
 }
@@ -105,6 +106,7 @@ hsmtls_config *hsmtls_config_copy(const hsmtls_config *src)
     c->min_version = src->min_version;
     c->max_version = src->max_version;
     c->allow_legacy = src->allow_legacy;
+    c->dtls_cookie_off = src->dtls_cookie_off;
     if (src->chain && !(c->chain = X509_chain_up_ref(src->chain)))
         bad = 1;
     if (src->key && EVP_PKEY_up_ref(src->key))
@@ -162,6 +164,8 @@ hsmtls_config *hsmtls_config_copy(const hsmtls_config *src)
         c->n_opts++;
         bad = !o[c->n_opts - 1].name || !o[c->n_opts - 1].value;
     }
+    if (!bad && hsmtls__config_copy_more(c, src) != 0)
+        bad = 1;
     if (bad) {
         hsmtls_config_free(c);
         hsmtls__fail(NULL, "hsmtls_config_copy: out of memory");

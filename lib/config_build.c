@@ -346,6 +346,8 @@ static SSL_CTX *build(hsmtls_config *cfg, char *err)
     }
     if (cfg->keylog)
         SSL_CTX_set_keylog_callback(ctx, keylog_line);
+    if (hsmtls__config_apply_more(cfg, ctx, err) != HSMTLS_OK)
+        goto fail;
     if (hsmtls__config_apply_lists(cfg, ctx, err) != HSMTLS_OK)
         goto fail;
     return ctx;
@@ -362,6 +364,16 @@ SSL_CTX *hsmtls__config_ctx(hsmtls_config *cfg, char *err)
     SSL_CTX *ctx = cfg->built;
     if (ctx)
         SSL_CTX_up_ref(ctx);
+    pthread_mutex_unlock(&cfg->lock);
+    return ctx;
+}
+
+/* DTLS objects (dtls.c) make their own context from the same values, then switch it to
+ * a DTLS method. */
+SSL_CTX *hsmtls__config_build_new(hsmtls_config *cfg, char *err)
+{
+    pthread_mutex_lock(&cfg->lock);
+    SSL_CTX *ctx = build(cfg, err);
     pthread_mutex_unlock(&cfg->lock);
     return ctx;
 }

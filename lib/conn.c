@@ -77,6 +77,7 @@ void hsmtls_conn_free(hsmtls_conn *conn)
     SSL_free(conn->ssl); /* frees the memory BIOs too */
     hsmtls_config_free(conn->cfg);
     hsmtls__conn_clear_info(conn);
+    hsmtls__conn_free_more(conn);
     free(conn->ignored);
     free(conn->psk_identity);
     free(conn->hostname);

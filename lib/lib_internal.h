@@ -110,18 +110,31 @@ struct hsmtls_config {
     char *psk_hint;
     struct backend_opt *opts;
     int n_opts;
+    STACK_OF(X509_CRL) *crls;       /* for the CRL-check verify flags (config_more.c) */
+    STACK_OF(X509_NAME) *client_ca; /* server: CA names sent to clients; NULL: the trusted CAs' */
+    char **client_ca_names;
+    int n_client_ca_names;
+    int pha;                        /* post-handshake client auth (TLS 1.3) */
+    int renegotiation;              /* TLS 1.2 renegotiation allowed (default 0) */
 
     SSL_CTX *built;                 /* made from the values above at the first conn_new,
                                        dropped by every setter */
+    int dtls_cookie_off;            /* DTLS servers: 1 when cookie verification is off (dtls.c) */
 };
 
 /* The SSL_CTX for a new connection (a new reference); NULL + cfg->err on failure. */
 SSL_CTX *hsmtls__config_ctx(hsmtls_config *cfg, char *err);
+/* A context of its own built from the values (not the shared one), for DTLS (dtls.c). */
+SSL_CTX *hsmtls__config_build_new(hsmtls_config *cfg, char *err);
 /* Drops the built SSL_CTX after a change (live connections keep their reference). */
 void hsmtls__config_changed(hsmtls_config *cfg);
 /* Applies the cipher/group/SSL_CONF values to a scratch SSL_CTX, to check them early. */
 int hsmtls__config_apply_lists(const hsmtls_config *cfg, SSL_CTX *ctx, char *err);
 int hsmtls__config_effective_verify(const hsmtls_config *cfg);
+/* config_more.c: CRLs, client CA names, PHA, renegotiation into the SSL_CTX; copy; free */
+int hsmtls__config_apply_more(const hsmtls_config *cfg, SSL_CTX *ctx, char *err);
+int hsmtls__config_copy_more(hsmtls_config *dst, const hsmtls_config *src);
+void hsmtls__config_free_more(hsmtls_config *cfg);
 /* Domain parameters of a named finite-field group ("ffdhe2048"); NULL if unknown. */
 EVP_PKEY *hsmtls__ffdhe(OSSL_LIB_CTX *lc, const char *name);
 
@@ -168,6 +181,8 @@ struct hsmtls_conn {
     int verify_paused;              /* told the application; the retry decides */
     long *ignored;                  /* X509_V_ERR_* codes the application accepts */
     int n_ignored;
+    char **peer_ca_names;           /* client: the CA names the server sent */
+    int n_peer_ca_names, peer_ca_made;
 };
 
 /* The ex_data index that finds a hsmtls_conn from its SSL. */
@@ -177,6 +192,7 @@ int hsmtls__verify_cb(int ok, X509_STORE_CTX *store);
 /* The whole-chain callback that pauses on errors (interrupt-on-verify-error). */
 int hsmtls__verify_chain_cb(X509_STORE_CTX *store, void *arg);
 void hsmtls__conn_clear_info(hsmtls_conn *conn);
+void hsmtls__conn_free_more(hsmtls_conn *conn);   /* conn_more.c */
 
 /* strdup that tolerates NULL */
 char *hsmtls__strdup(const char *s);

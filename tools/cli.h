@@ -28,5 +28,7 @@ int cmd_objects(int argc, char **argv);
 int cmd_keyfile(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_dtls_serve(int argc, char **argv);
+int cmd_dtls_connect(int argc, char **argv);
 
 #endif

@@ -15,14 +15,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ocsp.h>
+
 #include "hsmtls/config.h"
 #include "hsmtls/conn.h"
 
 static const char usage[] =
     "hsmtls connect HOST:PORT [--ca FILE] [--cert CERT --key KEY] [--servername NAME]\n"
     "       [--alpn LIST] [--tls1_2 | --tls1_3] [--no-verify] [--pin-source FILE]\n"
+    "       [--sess-in FILE] [--sess-out FILE] [--ocsp] [--crl FILE]\n"
     "  CERT and KEY are paths or pkcs11: URIs. Without --ca the system CA store is used.\n"
-    "  --no-verify reports verification errors without failing on them.";
+    "  --no-verify reports verification errors without failing on them.\n"
+    "  --sess-out keeps the session (DER) for a later --sess-in to resume.\n"
+    "  --ocsp asks the server to staple an OCSP response and prints what it says.\n"
+    "  --crl checks the server's certificate against that CRL (PEM or DER).";
 
 /* Splits "host:port", "[v6]:port"; returns 0 or -1. */
 static int split_target(char *target, char **host, char **port)
@@ -170,8 +176,72 @@ static int relay(hsmtls_conn *conn, int fd)
     }
 }
 
+/* The stapled OCSP response, as the application sees it: its status and the first
+ * certificate status in it (checking its signature is the application's business). */
+static void print_ocsp(hsmtls_conn *conn)
+{
+    size_t len = 0;
+    const unsigned char *der = hsmtls_conn_ocsp_response(conn, &len);
+    if (!der) {
+        fprintf(stderr, "hsmtls connect: no OCSP response stapled\n");
+        return;
+    }
+    const unsigned char *p = der;
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    OCSP_BASICRESP *basic = resp ? OCSP_response_get1_basic(resp) : NULL;
+    OCSP_SINGLERESP *single = basic ? OCSP_resp_get0(basic, 0) : NULL;
+    int st = single ? OCSP_single_get0_status(single, NULL, NULL, NULL, NULL) : -1;
+    fprintf(stderr, "hsmtls connect: OCSP response stapled (%zu bytes): %s, certificate %s\n", len,
+            resp ? OCSP_response_status_str(OCSP_response_status(resp)) : "not an OCSP response",
+            st >= 0 ? OCSP_cert_status_str(st) : "status unknown");
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+}
+
+static hsmtls_session *read_session(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        fprintf(stderr, "hsmtls connect: %s: %s\n", file, strerror(errno));
+        return NULL;
+    }
+    unsigned char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    hsmtls_session *s = hsmtls_session_load(buf, n);
+    if (!s)
+        fprintf(stderr, "hsmtls connect: %s: %s\n", file, hsmtls_error_message());
+    return s;
+}
+
+static int write_session(hsmtls_conn *conn, const char *file)
+{
+    hsmtls_session *s = hsmtls_conn_session(conn);
+    if (!s) {
+        fprintf(stderr, "hsmtls connect: no session to keep in %s (the server gave none)\n", file);
+        return -1;
+    }
+    int n = hsmtls_session_save(s, NULL, 0);
+    unsigned char *buf = n > 0 ? malloc((size_t)n) : NULL;
+    int ok = buf && hsmtls_session_save(s, buf, (size_t)n) == n;
+    FILE *f = ok ? fopen(file, "wb") : NULL;
+    ok = f && fwrite(buf, 1, (size_t)n, f) == (size_t)n;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok)
+        fprintf(stderr, "hsmtls connect: cannot keep the session in %s: %s\n", file,
+                f ? strerror(errno) : hsmtls_error_message());
+    else
+        fprintf(stderr, "hsmtls connect: session kept in %s (%s, ticket lifetime %lu s)\n", file,
+                hsmtls_session_has_ticket(s) ? "with a ticket" : "no ticket",
+                hsmtls_session_ticket_lifetime_hint(s));
+    free(buf);
+    hsmtls_session_free(s);
+    return ok ? 0 : -1;
+}
+
 static int setup(hsmtls_config *cfg, const char *ca, const char *cert, const char *key, const char *alpn,
-                 int version, int no_verify, const char *pin_source)
+                 int version, int no_verify, const char *pin_source, int ocsp, const char *crl)
 {
     if (pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK)
         return -1;
@@ -185,6 +255,11 @@ static int setup(hsmtls_config *cfg, const char *ca, const char *cert, const cha
         return -1;
     if (no_verify && hsmtls_config_set_verify_mode(cfg, HSMTLS_VERIFY_QUERY) != HSMTLS_OK)
         return -1;
+    if (ocsp && hsmtls_config_set_ocsp_request(cfg, 1) != HSMTLS_OK)
+        return -1;
+    if (crl && (hsmtls_config_add_crl(cfg, crl) != HSMTLS_OK ||
+                hsmtls_config_set_verify_flags(cfg, HSMTLS_VFLAG_CRL_CHECK) != HSMTLS_OK))
+        return -1;
     return 0;
 }
 
@@ -192,7 +267,8 @@ int cmd_connect(int argc, char **argv)
 {
     char *target = NULL;
     const char *ca = NULL, *cert = NULL, *key = NULL, *servername = NULL, *alpn = NULL, *pin_source = NULL;
-    int version = 0, no_verify = 0;
+    const char *sess_in = NULL, *sess_out = NULL, *crl = NULL;
+    int version = 0, no_verify = 0, ocsp = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -204,6 +280,8 @@ int cmd_connect(int argc, char **argv)
             version = HSMTLS_TLS1_3;
         else if (strcmp(a, "--no-verify") == 0)
             no_verify = 1;
+        else if (strcmp(a, "--ocsp") == 0)
+            ocsp = 1;
         else if (a[0] != '-' && !target)
             target = argv[i];
         else if (!v)
@@ -220,6 +298,12 @@ int cmd_connect(int argc, char **argv)
             alpn = argv[++i];
         else if (strcmp(a, "--pin-source") == 0)
             pin_source = argv[++i];
+        else if (strcmp(a, "--sess-in") == 0)
+            sess_in = argv[++i];
+        else if (strcmp(a, "--sess-out") == 0)
+            sess_out = argv[++i];
+        else if (strcmp(a, "--crl") == 0)
+            crl = argv[++i];
         else
             goto bad;
     }
@@ -240,7 +324,7 @@ int cmd_connect(int argc, char **argv)
         fprintf(stderr, "hsmtls connect: %s\n", hsmtls_error_message());
         goto out;
     }
-    if (setup(cfg, ca, cert, key, alpn, version, no_verify, pin_source) != 0) {
+    if (setup(cfg, ca, cert, key, alpn, version, no_verify, pin_source, ocsp, crl) != 0) {
         fprintf(stderr, "hsmtls connect: %s\n", hsmtls_config_error(cfg));
         if (strstr(hsmtls_config_error(cfg), "no PIN/passphrase callback"))
             fprintf(stderr, "hsmtls connect: give it with --pin-source FILE (or pin-value= in a pkcs11: URI)\n");
@@ -257,6 +341,15 @@ int cmd_connect(int argc, char **argv)
         fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
         goto out;
     }
+    if (sess_in) {
+        hsmtls_session *s = read_session(sess_in);
+        int bad = !s || hsmtls_conn_set_session(conn, s) != HSMTLS_OK;
+        if (s && bad)
+            fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
+        hsmtls_session_free(s);
+        if (bad)
+            goto out;
+    }
     /* Blocking while the handshake runs; the copy loop wants non-blocking I/O. */
     int r = hsmtls_conn_handshake(conn);
     if (r != HSMTLS_OK) {
@@ -266,12 +359,16 @@ int cmd_connect(int argc, char **argv)
     }
     print_summary(conn, cfg, host, port);
     print_verify_errors(conn);
+    if (ocsp)
+        print_ocsp(conn);
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         fprintf(stderr, "hsmtls connect: cannot make the socket non-blocking: %s\n", strerror(errno));
         goto out;
     }
     rc = relay(conn, fd);
+    if (rc == CLI_OK && sess_out && write_session(conn, sess_out) != 0)
+        rc = CLI_FAILED;
 out:
     hsmtls_conn_free(conn);
     hsmtls_config_free(cfg);

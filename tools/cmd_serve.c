@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,8 +22,13 @@
 static const char usage[] =
     "hsmtls serve --port N --cert CERT --key KEY [--bind ADDR] [--ca FILE] [--verify-client]\n"
     "       [--alpn LIST] [--tls1_2 | --tls1_3] [--pin-source FILE] [--max-clients N] [--naccept N]\n"
+    "       [--sni NAME:CERT:KEY]... [--ocsp-response FILE]\n"
     "  CERT and KEY are paths or pkcs11: URIs. --ca trusts those CAs for client certificates\n"
-    "  without requiring one; --verify-client requires one. --naccept N ends after N connections.";
+    "  without requiring one; --verify-client requires one. --naccept N ends after N connections.\n"
+    "  --sni answers a client asking for NAME with that certificate and key (others get CERT).\n"
+    "  --ocsp-response staples that DER OCSP response for clients that ask.";
+
+#define MAX_SNI 16
 
 #define LINE_MAX_BYTES 65536
 
@@ -185,6 +191,93 @@ static int step(struct client *c)
     }
 }
 
+/* --sni NAME:CERT:KEY; CERT and KEY may be pkcs11: or file: URIs, whose scheme's colon
+ * does not separate. Returns 0 and points into arg (changed in place). */
+static int split_sni(char *arg, char **name, char **cert, char **key)
+{
+    char *c = strchr(arg, ':');
+    if (!c || c == arg)
+        return -1;
+    *c++ = '\0';
+    *name = arg;
+    *cert = c;
+    if (strncmp(c, "pkcs11:", 7) == 0)
+        c += 7;
+    else if (strncmp(c, "file:", 5) == 0)
+        c += 5;
+    c = strchr(c, ':');
+    if (!c || c == *cert || !c[1])
+        return -1;
+    *c++ = '\0';
+    *key = c;
+    return 0;
+}
+
+struct sni_entry {
+    const char *name;
+    hsmtls_config *cfg;
+};
+
+struct sni_table {
+    struct sni_entry v[MAX_SNI];
+    int n;
+};
+
+/* The name a client asked for picks its certificate and key; other names (or none)
+ * get the default ones. */
+static int pick_by_name(hsmtls_conn *conn, const char *name, hsmtls_config **use, void *arg)
+{
+    (void)conn;
+    const struct sni_table *t = arg;
+    for (int i = 0; name && i < t->n; i++)
+        if (strcasecmp(name, t->v[i].name) == 0) {
+            *use = t->v[i].cfg;
+            return 0;
+        }
+    return 0;
+}
+
+static void free_sni(struct sni_table *t)
+{
+    for (int j = 0; j < t->n; j++) {
+        free((char *)t->v[j].name);
+        hsmtls_config_free(t->v[j].cfg);
+    }
+    t->n = 0;
+}
+
+static int read_file(const char *file, unsigned char **data, size_t *len)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        fprintf(stderr, "hsmtls serve: %s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        unsigned char *more = realloc(buf, cap *= 2);
+        if (!more) {
+            free(buf);
+            buf = NULL;
+        }
+        buf = more;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf || err || n == 0) {
+        fprintf(stderr, "hsmtls serve: %s: %s\n", file, !buf ? "out of memory" : n == 0 ? "empty" : "read error");
+        free(buf);
+        return -1;
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
 static void describe(const hsmtls_config *cfg)
 {
     fprintf(stderr, "hsmtls serve: certificate %s (%s: %s)\n", hsmtls_config_cert_subject(cfg),
@@ -216,7 +309,10 @@ static int setup(hsmtls_config *cfg, const char *cert, const char *key, const ch
 int cmd_serve(int argc, char **argv)
 {
     const char *port = NULL, *cert = NULL, *key = NULL, *ca = NULL, *alpn = NULL, *bind_addr = NULL;
-    const char *pin_source = NULL;
+    const char *pin_source = NULL, *ocsp_file = NULL;
+    char *sni_args[MAX_SNI];
+    int n_sni = 0;
+    struct sni_table sni = { .n = 0 };
     int verify_client = 0, version = 0;
     long max_clients = 256, naccept = -1;
     for (int i = 1; i < argc; i++) {
@@ -250,7 +346,15 @@ int cmd_serve(int argc, char **argv)
             max_clients = strtol(argv[++i], NULL, 10);
         else if (strcmp(a, "--naccept") == 0)
             naccept = strtol(argv[++i], NULL, 10);
-        else
+        else if (strcmp(a, "--ocsp-response") == 0)
+            ocsp_file = argv[++i];
+        else if (strcmp(a, "--sni") == 0) {
+            if (n_sni == MAX_SNI) {
+                fprintf(stderr, "hsmtls serve: at most %d --sni\n", MAX_SNI);
+                return CLI_USAGE;
+            }
+            sni_args[n_sni++] = argv[++i];
+        } else
             goto bad;
     }
     if (!port || !cert || !key || max_clients < 1 || max_clients > 10000)
@@ -265,23 +369,65 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "hsmtls serve: %s\n", hsmtls_error_message());
         return CLI_FAILED;
     }
-    if (setup(cfg, cert, key, ca, verify_client, alpn, version, pin_source) != 0) {
-        fprintf(stderr, "hsmtls serve: %s\n", hsmtls_config_error(cfg));
-        if (strstr(hsmtls_config_error(cfg), "no PIN/passphrase callback"))
+    hsmtls_config *bad_cfg = NULL;
+    if (setup(cfg, cert, key, ca, verify_client, alpn, version, pin_source) != 0)
+        bad_cfg = cfg;
+    /* Each --sni name gets a config of its own with the same settings but its pair. */
+    for (int i = 0; !bad_cfg && i < n_sni; i++) {
+        char *copy = strdup(sni_args[i]), *name, *scert, *skey;
+        if (!copy || split_sni(copy, &name, &scert, &skey) != 0) {
+            fprintf(stderr, "hsmtls serve: --sni %s: expected NAME:CERT:KEY\n", sni_args[i]);
+            free(copy);
+            free_sni(&sni);
+            hsmtls_config_free(cfg);
+            return CLI_USAGE;
+        }
+        hsmtls_config *sc = hsmtls_config_new(HSMTLS_SERVER);
+        sni.v[sni.n].name = copy; /* name is at its start */
+        sni.v[sni.n].cfg = sc;
+        sni.n++;
+        if (!sc) {
+            fprintf(stderr, "hsmtls serve: %s\n", hsmtls_error_message());
+            bad_cfg = cfg;
+        } else if (setup(sc, scert, skey, ca, verify_client, alpn, version, pin_source) != 0)
+            bad_cfg = sc;
+        else
+            fprintf(stderr, "hsmtls serve: SNI %s: certificate %s, private key %s: %s\n", name,
+                    hsmtls_config_cert_subject(sc),
+                    hsmtls_config_key_location(sc) == HSMTLS_LOC_TOKEN ? "on a token" : "in a file",
+                    hsmtls_config_key_ref(sc));
+    }
+    if (!bad_cfg && sni.n && hsmtls_config_set_sni_cb(cfg, pick_by_name, &sni) != HSMTLS_OK)
+        bad_cfg = cfg;
+    if (!bad_cfg && ocsp_file) {
+        unsigned char *der = NULL;
+        size_t der_len = 0;
+        if (read_file(ocsp_file, &der, &der_len) != 0)
+            goto early_exit;
+        int r = hsmtls_config_set_ocsp_response(cfg, der, der_len);
+        for (int j = 0; r == HSMTLS_OK && j < sni.n; j++)
+            if (hsmtls_config_set_ocsp_response(sni.v[j].cfg, der, der_len) != HSMTLS_OK)
+                bad_cfg = sni.v[j].cfg;
+        free(der);
+        if (r != HSMTLS_OK)
+            bad_cfg = cfg;
+    }
+    if (bad_cfg) {
+        fprintf(stderr, "hsmtls serve: %s\n", hsmtls_config_error(bad_cfg));
+        if (strstr(hsmtls_config_error(bad_cfg), "no PIN/passphrase callback"))
             fprintf(stderr, "hsmtls serve: give it with --pin-source FILE (or pin-value= in a pkcs11: URI)\n");
-        hsmtls_config_free(cfg);
-        return CLI_FAILED;
+        goto early_exit;
     }
     int lfd = listen_on(bind_addr, port);
-    if (lfd < 0) {
-        hsmtls_config_free(cfg);
-        return CLI_FAILED;
-    }
+    if (lfd < 0)
+        goto early_exit;
     describe(cfg);
     fprintf(stderr, "hsmtls serve: listening on %s port %s%s\n", bind_addr ? bind_addr : "all addresses",
             port, verify_client ? ", client certificates required" : ca ? ", client certificates verified when sent" : "");
     if (alpn)
         fprintf(stderr, "hsmtls serve: ALPN %s\n", alpn);
+    if (ocsp_file)
+        fprintf(stderr, "hsmtls serve: stapling the OCSP response in %s\n", ocsp_file);
 
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGINT, &sa, NULL);
@@ -356,7 +502,12 @@ int cmd_serve(int argc, char **argv)
     free(pfd);
     close(lfd);
     hsmtls_config_free(cfg);
+    free_sni(&sni);
     return rc;
+early_exit:
+    free_sni(&sni);
+    hsmtls_config_free(cfg);
+    return CLI_FAILED;
 bad:
     fprintf(stderr, "hsmtls serve: missing or unknown option\nusage: %s\n", usage);
     return CLI_USAGE;

@@ -14,6 +14,8 @@ static const struct {
     { "keyfile", cmd_keyfile, "write a key file that names a token key by URI" },
     { "serve", cmd_serve, "a TLS echo server; its key in a file or on a token" },
     { "connect", cmd_connect, "a TLS client: stdin to the server, replies to stdout" },
+    { "dtls-serve", cmd_dtls_serve, "a DTLS echo server: many peers on one UDP socket, cookies first" },
+    { "dtls-connect", cmd_dtls_connect, "a DTLS client: each stdin line a datagram, replies to stdout" },
 };
 
 static void usage(FILE *out)

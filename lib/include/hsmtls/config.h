@@ -231,6 +231,44 @@ const char *hsmtls_config_psk_identity_hint(const hsmtls_config *cfg);
 int hsmtls_config_set_backend_option(hsmtls_config *cfg, const char *name, const char *value);
 int hsmtls_config_backend_option_count(const hsmtls_config *cfg);
 
+/* Certificate revocation lists (PEM, one or more, or one DER) used when the verify
+ * flags ask for CRL checks (HSMTLS_VFLAG_CRL_CHECK / _CHECK_ALL). */
+int hsmtls_config_add_crl(hsmtls_config *cfg, const char *file);
+int hsmtls_config_crl_count(const hsmtls_config *cfg);
+
+/* Server: the CA names sent to clients in a certificate request, from every certificate
+ * a file or URI holds (added up). Without any, the names of the trusted CAs are sent. */
+int hsmtls_config_add_client_ca(hsmtls_config *cfg, const char *ref);
+int hsmtls_config_client_ca_count(const hsmtls_config *cfg);
+const char *hsmtls_config_client_ca_name(const hsmtls_config *cfg, int i);   /* RFC 2253 */
+
+/* TLS 1.3 post-handshake client authentication (off by default). Client: offer it.
+ * Server: ask for the client certificate only when hsmtls_conn_request_client_cert()
+ * says so, not during the handshake. */
+int hsmtls_config_set_post_handshake_auth(hsmtls_config *cfg, int on);
+int hsmtls_config_post_handshake_auth(const hsmtls_config *cfg);
+
+/* TLS 1.2 renegotiation, by either side (off by default: a peer's request is refused
+ * with a no_renegotiation alert). TLS 1.3 has none. */
+int hsmtls_config_set_renegotiation(hsmtls_config *cfg, int on);
+int hsmtls_config_renegotiation(const hsmtls_config *cfg);
+
+/* Equality (Qt's operator==): 1 when both hold the same values, certificates and keys
+ * (compared by content), CRLs and callbacks. */
+int hsmtls_config_equal(const hsmtls_config *a, const hsmtls_config *b);
+
+/* What this library and its OpenSSL support, colon-separated; the caller free()s the
+ * string (NULL when out of memory). TLS 1.2 ciphers (those of the legacy versions too
+ * when the config allows them), TLS 1.3 suites, key exchange groups. */
+char *hsmtls_config_supported_ciphers(const hsmtls_config *cfg);
+char *hsmtls_config_supported_ciphersuites(const hsmtls_config *cfg);
+char *hsmtls_config_supported_groups(const hsmtls_config *cfg);
+
+/* DTLS servers: the stateless cookie exchange (HelloVerifyRequest) before a client gets
+ * any state (hsmtls/dtls_verifier.h). On by default; no effect on clients. */
+int hsmtls_config_set_dtls_cookie_verification(hsmtls_config *cfg, int on);
+int hsmtls_config_dtls_cookie_verification(const hsmtls_config *cfg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -117,6 +117,20 @@ const hsmtls_cert *hsmtls_conn_peer_chain_cert(const hsmtls_conn *conn, int i);
 int hsmtls_conn_verified_chain_count(const hsmtls_conn *conn);
 const hsmtls_cert *hsmtls_conn_verified_chain_cert(const hsmtls_conn *conn, int i);
 
+/* TLS 1.3 post-handshake client authentication (both configs need
+ * hsmtls_config_set_post_handshake_auth): a server asks an established client for its
+ * certificate; the request goes out now, the answer is handled by the next reads, after
+ * which the peer getters (subject, chains, verification) tell about it. */
+int hsmtls_conn_request_client_cert(hsmtls_conn *conn);
+/* TLS 1.2 renegotiation, when the config allows it (hsmtls_config_set_renegotiation):
+ * starts a new handshake, carried on by the next handshake/read/write calls; pending
+ * says whether it is still under way. */
+int hsmtls_conn_renegotiate(hsmtls_conn *conn);
+int hsmtls_conn_renegotiate_pending(const hsmtls_conn *conn);
+/* Client: the CA names the server sent with its certificate request (RFC 2253). */
+int hsmtls_conn_peer_ca_count(const hsmtls_conn *conn);
+const char *hsmtls_conn_peer_ca_name(const hsmtls_conn *conn, int i);
+
 /* One-line summaries for people: "TLSv1.3 TLS_AES_256_GCM_SHA384 (256 bits), ALPN h2,
  * new session", and the peer's "CN=..., verified" or the verification errors. */
 const char *hsmtls_conn_summary(hsmtls_conn *conn);
@@ -125,6 +139,17 @@ const char *hsmtls_conn_summary(hsmtls_conn *conn);
  * handshake, with the first data read). Reference-counted. */
 hsmtls_session *hsmtls_conn_session(hsmtls_conn *conn);
 void hsmtls_session_free(hsmtls_session *sess);
+int hsmtls_session_up_ref(hsmtls_session *sess);
+/* A session as bytes (DER) to keep, and back (openssl's -sess_out / -sess_in). save
+ * returns the length (with buf NULL: the length needed) or HSMTLS_ERROR; load returns
+ * NULL with hsmtls_error_message() on bytes that are not a session. */
+int hsmtls_session_save(const hsmtls_session *sess, void *buf, size_t size);
+hsmtls_session *hsmtls_session_load(const void *data, size_t len);
+/* Whether the server gave a ticket for it, the ticket's lifetime hint in seconds, and
+ * the protocol version (HSMTLS_TLS1_3). */
+int hsmtls_session_has_ticket(const hsmtls_session *sess);
+unsigned long hsmtls_session_ticket_lifetime_hint(const hsmtls_session *sess);
+int hsmtls_session_version(const hsmtls_session *sess);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,263 @@
+/* hsmtls dtls-connect: a DTLS client over libhsmtls on a UDP socket of its own. After
+ * the handshake each line of stdin goes out as one datagram, and each datagram that
+ * comes back is printed as it arrives. It ends once stdin closed and as many replies
+ * came back as lines went out, or nothing arrived for --linger seconds after stdin
+ * closed, or --timeout seconds passed; then it sends close_notify. */
+#include "cli.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hsmtls/config.h"
+#include "hsmtls/dtls.h"
+
+static const char usage[] =
+    "hsmtls dtls-connect HOST:PORT [--ca FILE] [--cert CERT --key KEY] [--servername NAME]\n"
+    "       [--no-verify] [--pin-source FILE] [--mtu N] [--timeout S] [--linger S]\n"
+    "  Verifies the server against --ca (else the system CAs) and HOST (or NAME); CERT and\n"
+    "  KEY (paths or pkcs11: URIs) answer a server that asks for a client certificate.";
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int split(char *target, char **host, char **port)
+{
+    char *colon = strrchr(target, ':');
+    if (!colon || colon == target || !colon[1])
+        return -1;
+    *colon = '\0';
+    *port = colon + 1;
+    *host = target;
+    if (**host == '[') {
+        size_t n = strlen(*host);
+        if (n < 3 || (*host)[n - 1] != ']')
+            return -1;
+        (*host)[n - 1] = '\0';
+        (*host)++;
+    }
+    return 0;
+}
+
+/* The datagrams waiting on the socket: through the handshake or printed. Returns the
+ * replies printed, -1 when the association ended, -2 when the peer's host said that
+ * nothing listens there (ICMP port unreachable). */
+static int receive(int fd, hsmtls_dtls *d, unsigned char *dg, unsigned char *plain)
+{
+    int replies = 0;
+    for (;;) {
+        ssize_t n = recv(fd, dg, HSMTLS_DTLS_MAX_DATAGRAM, 0);
+        if (n < 0)
+            return n < 0 && errno == ECONNREFUSED && !replies ? -2 : replies;
+        if (hsmtls_dtls_state(d) != HSMTLS_DTLS_COMPLETE) {
+            int r = hsmtls_dtls_handshake(d, dg, (size_t)n);
+            if (r != HSMTLS_OK && r != HSMTLS_WANT_READ)
+                return -1;
+            continue;
+        }
+        int got = hsmtls_dtls_read(d, dg, (size_t)n, plain, HSMTLS_DTLS_MAX_DATAGRAM);
+        while (got > 0) {
+            fwrite(plain, 1, (size_t)got, stdout);
+            fflush(stdout);
+            replies++;
+            got = hsmtls_dtls_read(d, NULL, 0, plain, HSMTLS_DTLS_MAX_DATAGRAM);
+        }
+        if (got < 0 || hsmtls_dtls_state(d) == HSMTLS_DTLS_CLOSED)
+            return -1;
+    }
+}
+
+int cmd_dtls_connect(int argc, char **argv)
+{
+    const char *ca = NULL, *cert = NULL, *key = NULL, *servername = NULL, *pin_source = NULL;
+    char *target = NULL;
+    int no_verify = 0;
+    unsigned mtu = 0;
+    double timeout = 30, linger = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            puts(usage);
+            return CLI_OK;
+        } else if (strcmp(a, "--no-verify") == 0) {
+            no_verify = 1;
+        } else if (a[0] != '-') {
+            target = argv[i];
+        } else if (i + 1 >= argc) {
+            fprintf(stderr, "hsmtls dtls-connect: %s: unknown option or missing value\n%s\n", a, usage);
+            return CLI_USAGE;
+        } else if (strcmp(a, "--ca") == 0)
+            ca = argv[++i];
+        else if (strcmp(a, "--cert") == 0)
+            cert = argv[++i];
+        else if (strcmp(a, "--key") == 0)
+            key = argv[++i];
+        else if (strcmp(a, "--servername") == 0)
+            servername = argv[++i];
+        else if (strcmp(a, "--pin-source") == 0)
+            pin_source = argv[++i];
+        else if (strcmp(a, "--mtu") == 0)
+            mtu = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(a, "--timeout") == 0)
+            timeout = atof(argv[++i]);
+        else if (strcmp(a, "--linger") == 0)
+            linger = atof(argv[++i]);
+        else {
+            fprintf(stderr, "hsmtls dtls-connect: unknown option %s\n%s\n", a, usage);
+            return CLI_USAGE;
+        }
+    }
+    char *host, *port;
+    if (!target || split(target, &host, &port) != 0 || (!cert) != (!key) || timeout <= 0 || linger < 0) {
+        fprintf(stderr, "%s\n", usage);
+        return CLI_USAGE;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM }, *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "hsmtls dtls-connect: %s port %s: %s\n", host, port, gai_strerror(rc));
+        return CLI_FAILED;
+    }
+    hsmtls_config *cfg = hsmtls_config_new(HSMTLS_CLIENT);
+    hsmtls_dtls *d = NULL;
+    unsigned char *dg = malloc(HSMTLS_DTLS_MAX_DATAGRAM), *plain = malloc(HSMTLS_DTLS_MAX_DATAGRAM);
+    char *line = NULL;
+    size_t line_cap = 0;
+    int fd = -1, status = CLI_FAILED;
+    if (!cfg || !dg || !plain) {
+        fprintf(stderr, "hsmtls dtls-connect: out of memory\n");
+        goto out;
+    }
+    if ((pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK) ||
+        (ca && hsmtls_config_add_ca(cfg, ca) != HSMTLS_OK) ||
+        (cert && hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK) ||
+        (no_verify && hsmtls_config_set_verify_mode(cfg, HSMTLS_VERIFY_QUERY) != HSMTLS_OK)) {
+        fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_config_error(cfg));
+        goto out;
+    }
+    d = hsmtls_dtls_new(cfg);
+    if (!d) {
+        fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_error_message());
+        goto out;
+    }
+    if (hsmtls_dtls_set_peer(d, res->ai_addr, res->ai_addrlen, servername ? servername : host) != HSMTLS_OK ||
+        (mtu && hsmtls_dtls_set_mtu_hint(d, mtu) != HSMTLS_OK)) {
+        fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_error_message(d));
+        goto out;
+    }
+    fd = socket(res->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        fprintf(stderr, "hsmtls dtls-connect: %s port %s: %s\n", host, port, strerror(errno));
+        goto out;
+    }
+    hsmtls_dtls_set_fd(d, fd);
+    double deadline = now() + timeout;
+    int refused = 0;
+    int r = hsmtls_dtls_handshake(d, NULL, 0);
+    while (r == HSMTLS_WANT_READ || hsmtls_dtls_state(d) == HSMTLS_DTLS_IN_PROGRESS) {
+        double left = deadline - now();
+        if (left <= 0) {
+            fprintf(stderr, "hsmtls dtls-connect: %s port %s: no handshake after %g s\n", host, port, timeout);
+            goto out;
+        }
+        long ms = hsmtls_dtls_timeout_ms(d);
+        int wait = (int)(left * 1000) + 1;
+        if (ms >= 0 && ms < wait)
+            wait = (int)ms;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, wait) > 0) {
+            int got = receive(fd, d, dg, plain);
+            if (got == -2 && ++refused >= 3) { /* not just a server still starting */
+                fprintf(stderr, "hsmtls dtls-connect: %s port %s: nothing listens there (port unreachable)\n", host,
+                        port);
+                goto out;
+            }
+            if (got == -1)
+                break;
+        } else if (hsmtls_dtls_timeout_ms(d) == 0 && hsmtls_dtls_handle_timeout(d) < 0) {
+            break;
+        }
+        r = hsmtls_dtls_state(d) == HSMTLS_DTLS_COMPLETE ? HSMTLS_OK : HSMTLS_WANT_READ;
+        if (hsmtls_dtls_state(d) == HSMTLS_DTLS_FAILED)
+            break;
+    }
+    if (hsmtls_dtls_state(d) != HSMTLS_DTLS_COMPLETE) {
+        fprintf(stderr, "hsmtls dtls-connect: %s port %s: %s\n", host, port, hsmtls_dtls_error_message(d));
+        goto out;
+    }
+    fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_summary(d));
+
+    long sent = 0, replies = 0;
+    int stdin_open = 1, ended = 0;
+    double last = now();
+    while (!ended) {
+        double t = now();
+        if (t >= deadline) {
+            fprintf(stderr, "hsmtls dtls-connect: timed out after %g s\n", timeout);
+            break;
+        }
+        if (!stdin_open && (replies >= sent || t - last >= linger))
+            break;
+        struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = stdin_open ? 0 : -1, .events = POLLIN } };
+        double until = stdin_open ? deadline : (last + linger < deadline ? last + linger : deadline);
+        long ms = hsmtls_dtls_timeout_ms(d);
+        int wait = (int)((until - t) * 1000) + 1;
+        if (ms >= 0 && ms < wait)
+            wait = (int)ms;
+        if (poll(p, 2, wait) < 0 && errno != EINTR)
+            break;
+        if (hsmtls_dtls_timeout_ms(d) == 0)
+            hsmtls_dtls_handle_timeout(d);
+        if (p[0].revents & POLLIN) {
+            int got = receive(fd, d, dg, plain);
+            if (got == -2) {
+                got = 0; /* the server went away: what is in flight is lost */
+            } else if (got < 0) {
+                ended = 1;
+                if (hsmtls_dtls_state(d) == HSMTLS_DTLS_FAILED)
+                    fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_error_message(d));
+                else
+                    fprintf(stderr, "hsmtls dtls-connect: the server closed the association\n");
+            } else if (got > 0) {
+                replies += got;
+                last = now();
+            }
+        }
+        if (stdin_open && (p[1].revents & (POLLIN | POLLHUP))) {
+            ssize_t n = getline(&line, &line_cap, stdin);
+            if (n <= 0) {
+                stdin_open = 0;
+                last = now();
+            } else if (hsmtls_dtls_write(d, line, (size_t)n > 16384 ? 16384 : (size_t)n) < 0) {
+                fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_error_message(d));
+                break;
+            } else {
+                sent++;
+                last = now();
+            }
+        }
+    }
+    if (hsmtls_dtls_state(d) == HSMTLS_DTLS_COMPLETE)
+        hsmtls_dtls_shutdown(d);
+    status = hsmtls_dtls_state(d) == HSMTLS_DTLS_FAILED ? CLI_FAILED : CLI_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    hsmtls_dtls_free(d);
+    hsmtls_config_free(cfg);
+    freeaddrinfo(res);
+    free(dg);
+    free(plain);
+    free(line);
+    return status;
+}

@@ -1,0 +1,360 @@
+/* hsmtls dtls-serve: a DTLS echo server over libhsmtls. One UDP socket serves every
+ * peer: datagrams are demultiplexed by the sender's address, each peer has its own
+ * hsmtls_dtls, and a peer gets one only after the stateless cookie exchange
+ * (hsmtls_dtls_verifier) verified its ClientHello. Each datagram a peer sends is
+ * written back to it. Peers that vanish mid-handshake are timed out and freed, idle
+ * ones too. Prints "listening on ADDR:PORT" on stdout when ready, a line per peer on
+ * stderr, and counters at the end (SIGINT/SIGTERM, or --naccept handshakes done and
+ * their peers gone). */
+#include "cli.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hsmtls/config.h"
+#include "hsmtls/dtls.h"
+#include "hsmtls/dtls_verifier.h"
+
+static const char usage[] =
+    "hsmtls dtls-serve --port N --cert CERT --key KEY [--bind ADDR] [--ca FILE] [--verify-client]\n"
+    "       [--pin-source FILE] [--mtu N] [--max-peers N] [--handshake-timeout S] [--idle-timeout S]\n"
+    "       [--naccept N] [--no-cookie]\n"
+    "  CERT and KEY are paths or pkcs11: URIs. --ca trusts those CAs for client certificates\n"
+    "  without requiring one; --verify-client requires one. --bind defaults to 127.0.0.1.\n"
+    "  --naccept N ends once N handshakes completed and those peers closed or went idle.";
+
+struct peer {
+    hsmtls_dtls *dtls;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    unsigned id;
+    double started, last;
+    int done;
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int bind_on(const char *host, const char *port, char *shown, size_t shown_size)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_PASSIVE };
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "hsmtls dtls-serve: %s port %s: %s\n", host, port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        char h[INET6_ADDRSTRLEN] = "?";
+        if (ai->ai_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, h, sizeof h);
+        else
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, h, sizeof h);
+        snprintf(shown, shown_size, ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, port);
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        fprintf(stderr, "hsmtls dtls-serve: cannot bind %s port %s: %s\n", host, port, strerror(err));
+    return fd;
+}
+
+static struct peer *find(struct peer *peers, int max, const struct sockaddr_storage *a, socklen_t len)
+{
+    for (int i = 0; i < max; i++)
+        if (peers[i].dtls && peers[i].addr_len == len && memcmp(&peers[i].addr, a, len) == 0)
+            return &peers[i];
+    return NULL;
+}
+
+static void drop(struct peer *p, const char *why)
+{
+    if (why)
+        fprintf(stderr, "hsmtls dtls-serve: peer %u %s: %s\n", p->id, hsmtls_dtls_peer(p->dtls), why);
+    hsmtls_dtls_free(p->dtls);
+    memset(p, 0, sizeof *p);
+}
+
+static unsigned long n_hvr, n_dropped, n_handshakes, n_failed, n_timedout, n_echoed;
+
+static void handshake_step(struct peer *p, const void *dg, size_t len)
+{
+    int r = hsmtls_dtls_handshake(p->dtls, dg, len);
+    if (r == HSMTLS_OK && !p->done) {
+        p->done = 1;
+        n_handshakes++;
+        fprintf(stderr, "hsmtls dtls-serve: peer %u %s: %s\n", p->id, hsmtls_dtls_peer(p->dtls),
+                hsmtls_dtls_summary(p->dtls));
+    } else if (r != HSMTLS_OK && r != HSMTLS_WANT_READ) {
+        n_failed++;
+        char why[1100];
+        snprintf(why, sizeof why, "handshake failed: %s", hsmtls_dtls_error_message(p->dtls));
+        drop(p, why);
+    }
+}
+
+int cmd_dtls_serve(int argc, char **argv)
+{
+    const char *port = NULL, *cert = NULL, *key = NULL, *ca = NULL, *bind_addr = "127.0.0.1", *pin_source = NULL;
+    int verify_client = 0, max_peers = 64, cookie = 1;
+    unsigned mtu = 0;
+    double hs_timeout = 10, idle_timeout = 120;
+    long naccept = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            puts(usage);
+            return CLI_OK;
+        } else if (strcmp(a, "--verify-client") == 0) {
+            verify_client = 1;
+        } else if (strcmp(a, "--no-cookie") == 0) {
+            cookie = 0;
+        } else if (i + 1 >= argc) {
+            fprintf(stderr, "hsmtls dtls-serve: %s: unknown option or missing value\n%s\n", a, usage);
+            return CLI_USAGE;
+        } else if (strcmp(a, "--port") == 0)
+            port = argv[++i];
+        else if (strcmp(a, "--cert") == 0)
+            cert = argv[++i];
+        else if (strcmp(a, "--key") == 0)
+            key = argv[++i];
+        else if (strcmp(a, "--ca") == 0)
+            ca = argv[++i];
+        else if (strcmp(a, "--bind") == 0)
+            bind_addr = argv[++i];
+        else if (strcmp(a, "--pin-source") == 0)
+            pin_source = argv[++i];
+        else if (strcmp(a, "--mtu") == 0)
+            mtu = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(a, "--max-peers") == 0)
+            max_peers = atoi(argv[++i]);
+        else if (strcmp(a, "--handshake-timeout") == 0)
+            hs_timeout = atof(argv[++i]);
+        else if (strcmp(a, "--idle-timeout") == 0)
+            idle_timeout = atof(argv[++i]);
+        else if (strcmp(a, "--naccept") == 0)
+            naccept = atol(argv[++i]);
+        else {
+            fprintf(stderr, "hsmtls dtls-serve: unknown option %s\n%s\n", a, usage);
+            return CLI_USAGE;
+        }
+    }
+    if (!port || !cert || !key || max_peers < 1 || hs_timeout <= 0 || idle_timeout <= 0) {
+        fprintf(stderr, "%s\n", usage);
+        return CLI_USAGE;
+    }
+    if (verify_client && !ca) {
+        fprintf(stderr, "hsmtls dtls-serve: --verify-client needs --ca FILE\n");
+        return CLI_USAGE;
+    }
+    hsmtls_config *cfg = hsmtls_config_new(HSMTLS_SERVER);
+    if (!cfg) {
+        fprintf(stderr, "hsmtls dtls-serve: %s\n", hsmtls_error_message());
+        return CLI_FAILED;
+    }
+    int bad = (pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK) ||
+              hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK ||
+              (ca && hsmtls_config_add_ca(cfg, ca) != HSMTLS_OK) ||
+              hsmtls_config_set_verify_mode(cfg, ca ? HSMTLS_VERIFY_PEER : HSMTLS_VERIFY_NONE) != HSMTLS_OK ||
+              hsmtls_config_set_peer_cert_required(cfg, verify_client) != HSMTLS_OK ||
+              hsmtls_config_set_dtls_cookie_verification(cfg, cookie) != HSMTLS_OK;
+    if (bad) {
+        fprintf(stderr, "hsmtls dtls-serve: %s\n", hsmtls_config_error(cfg));
+        hsmtls_config_free(cfg);
+        return CLI_FAILED;
+    }
+    /* A first association checks the config (key, certificate, token login) now, not
+     * at the first client. */
+    hsmtls_dtls *probe = hsmtls_dtls_new(cfg);
+    if (!probe) {
+        fprintf(stderr, "hsmtls dtls-serve: %s\n", hsmtls_error_message());
+        hsmtls_config_free(cfg);
+        return CLI_FAILED;
+    }
+    hsmtls_dtls_free(probe);
+    hsmtls_dtls_verifier *verifier = hsmtls_dtls_verifier_new();
+    struct peer *peers = calloc((size_t)max_peers, sizeof *peers);
+    unsigned char *dg = malloc(HSMTLS_DTLS_MAX_DATAGRAM), *plain = malloc(HSMTLS_DTLS_MAX_DATAGRAM);
+    char shown[128] = "";
+    int fd = verifier && peers && dg && plain ? bind_on(bind_addr, port, shown, sizeof shown) : -1;
+    int rc = CLI_OK;
+    if (fd < 0) {
+        rc = CLI_FAILED;
+        goto out;
+    }
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    printf("listening on %s\n", shown);
+    fflush(stdout);
+    unsigned next_id = 1;
+    long accepted = 0;
+
+    while (!stopping) {
+        /* the nearest retransmission, handshake deadline or idle end */
+        double t = now(), wait = 1.0;
+        int live = 0;
+        for (int i = 0; i < max_peers; i++) {
+            struct peer *p = &peers[i];
+            if (!p->dtls)
+                continue;
+            live++;
+            long ms = hsmtls_dtls_timeout_ms(p->dtls);
+            if (ms >= 0 && ms / 1000.0 < wait)
+                wait = ms / 1000.0;
+            double end = p->done ? p->last + idle_timeout : p->started + hs_timeout;
+            if (end - t < wait)
+                wait = end - t;
+        }
+        if (naccept > 0 && accepted >= naccept && live == 0)
+            break;
+        if (wait < 0)
+            wait = 0;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int pr = poll(&pfd, 1, (int)(wait * 1000) + 1);
+        if (pr < 0 && errno != EINTR) {
+            perror("hsmtls dtls-serve: poll");
+            rc = CLI_FAILED;
+            break;
+        }
+        t = now();
+        for (int i = 0; i < max_peers; i++) {
+            struct peer *p = &peers[i];
+            if (!p->dtls)
+                continue;
+            if (!p->done && t >= p->started + hs_timeout) {
+                n_timedout++;
+                drop(p, "handshake timed out: the peer went away");
+            } else if (p->done && t >= p->last + idle_timeout) {
+                drop(p, "idle: freed");
+            } else if (hsmtls_dtls_timeout_ms(p->dtls) == 0 && hsmtls_dtls_handle_timeout(p->dtls) < 0) {
+                n_timedout++;
+                drop(p, hsmtls_dtls_error_message(p->dtls));
+            }
+        }
+        if (pr <= 0 || !(pfd.revents & POLLIN))
+            continue;
+        for (int burst = 0; burst < 64; burst++) {
+            struct sockaddr_storage from;
+            socklen_t flen = sizeof from;
+            ssize_t n = recvfrom(fd, dg, HSMTLS_DTLS_MAX_DATAGRAM, 0, (struct sockaddr *)&from, &flen);
+            if (n < 0)
+                break;
+            struct peer *p = find(peers, max_peers, &from, flen);
+            if (p) {
+                p->last = now();
+                if (!p->done) {
+                    handshake_step(p, dg, (size_t)n);
+                    if (p->dtls && p->done)
+                        accepted++;
+                    continue;
+                }
+                int got = hsmtls_dtls_read(p->dtls, dg, (size_t)n, plain, HSMTLS_DTLS_MAX_DATAGRAM);
+                while (got > 0) {
+                    if (hsmtls_dtls_write(p->dtls, plain, (size_t)got) > 0)
+                        n_echoed++;
+                    got = hsmtls_dtls_read(p->dtls, NULL, 0, plain, HSMTLS_DTLS_MAX_DATAGRAM);
+                }
+                if (hsmtls_dtls_state(p->dtls) == HSMTLS_DTLS_CLOSED) {
+                    hsmtls_dtls_shutdown(p->dtls);
+                    drop(p, "closed");
+                } else if (got < 0) {
+                    char why[1100];
+                    snprintf(why, sizeof why, "%s", hsmtls_dtls_error_message(p->dtls));
+                    drop(p, why);
+                }
+                continue;
+            }
+            /* an unknown peer: nothing is kept until its cookie verifies */
+            unsigned char hvr[300];
+            size_t hvr_len = 0;
+            int v = hsmtls_dtls_verifier_check(verifier, dg, (size_t)n, (struct sockaddr *)&from, flen, hvr, sizeof hvr,
+                                               &hvr_len);
+            if (cookie && v != 1) {
+                if (hvr_len > 0 && sendto(fd, hvr, hvr_len, 0, (struct sockaddr *)&from, flen) >= 0)
+                    n_hvr++;
+                else
+                    n_dropped++;
+                continue;
+            }
+            if (!cookie && (n < 13 || dg[0] != 22)) {
+                n_dropped++;
+                continue;
+            }
+            for (int i = 0; i < max_peers && !p; i++)
+                if (!peers[i].dtls)
+                    p = &peers[i];
+            if (!p) {
+                n_dropped++;
+                continue; /* full: the client retries */
+            }
+            p->dtls = hsmtls_dtls_new(cfg);
+            if (!p->dtls || hsmtls_dtls_set_peer(p->dtls, (struct sockaddr *)&from, flen, NULL) != HSMTLS_OK ||
+                hsmtls_dtls_set_fd(p->dtls, fd) != HSMTLS_OK ||
+                (mtu && hsmtls_dtls_set_mtu_hint(p->dtls, mtu) != HSMTLS_OK)) {
+                fprintf(stderr, "hsmtls dtls-serve: %s\n",
+                        p->dtls ? hsmtls_dtls_error_message(p->dtls) : hsmtls_error_message());
+                hsmtls_dtls_free(p->dtls);
+                memset(p, 0, sizeof *p);
+                n_dropped++;
+                continue;
+            }
+            memcpy(&p->addr, &from, flen);
+            p->addr_len = flen;
+            p->id = next_id++;
+            p->started = p->last = now();
+            handshake_step(p, dg, (size_t)n);
+            if (p->dtls && p->done)
+                accepted++;
+        }
+    }
+    for (int i = 0; i < max_peers; i++)
+        if (peers[i].dtls) {
+            if (hsmtls_dtls_state(peers[i].dtls) == HSMTLS_DTLS_COMPLETE)
+                hsmtls_dtls_shutdown(peers[i].dtls);
+            drop(&peers[i], NULL);
+        }
+    fprintf(stderr,
+            "hsmtls dtls-serve: %lu handshakes, %lu failed, %lu timed out, %lu hello-verify-requests, "
+            "%lu datagrams dropped, %lu echoed\n",
+            n_handshakes, n_failed, n_timedout, n_hvr, n_dropped, n_echoed);
+    close(fd);
+out:
+    free(peers);
+    free(dg);
+    free(plain);
+    hsmtls_dtls_verifier_free(verifier);
+    hsmtls_config_free(cfg);
+    return rc;
+}
