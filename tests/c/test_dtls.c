@@ -18,17 +18,7 @@
 #include "hsmtls/dtls.h"
 #include "hsmtls/dtls_verifier.h"
 
-static char sandbox[1024];
 static const char *server_key;
-
-static const char *path(const char *rel)
-{
-    static char buf[4][1200];
-    static int n;
-    n = (n + 1) % 4;
-    snprintf(buf[n], sizeof buf[n], "%s/%s", sandbox, rel);
-    return buf[n];
-}
 
 static struct sockaddr_in addr(const char *ip, unsigned port)
 {
@@ -62,7 +52,7 @@ static int pump(hsmtls_dtls *from, hsmtls_dtls *to, int *status)
 static hsmtls_config *server_config(void)
 {
     hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
-    CHECK_MSG(hsmtls_config_set_cert_key(s, path("certs/ec-p256.pem"), server_key) == 0, hsmtls_config_error(s));
+    CHECK_MSG(hsmtls_config_set_cert_key(s, check_path("certs/ec-p256.pem"), server_key) == 0, hsmtls_config_error(s));
     CHECK(hsmtls_config_dtls_cookie_verification(s) == 1);
     return s;
 }
@@ -71,7 +61,7 @@ static hsmtls_config *client_config(int with_ca)
 {
     hsmtls_config *c = hsmtls_config_new(HSMTLS_CLIENT);
     if (with_ca)
-        CHECK_MSG(hsmtls_config_add_ca(c, path("ca.pem")) == 0, hsmtls_config_error(c));
+        CHECK_MSG(hsmtls_config_add_ca(c, check_path("ca.pem")) == 0, hsmtls_config_error(c));
     return c;
 }
 
@@ -362,8 +352,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_dtls SANDBOX_DIR [SERVER_KEY_REF]\n");
         return 2;
     }
-    snprintf(sandbox, sizeof sandbox, "%s", argv[1]);
-    server_key = strdup(argc > 2 ? argv[2] : path("soft/ec-p256.key"));
+    check_set_dir(argv[1]);
+    server_key = strdup(argc > 2 ? argv[2] : check_path("soft/ec-p256.key"));
     test_peers_refused();
     test_full();
     test_mtu_and_timeouts();

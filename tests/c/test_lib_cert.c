@@ -13,21 +13,6 @@
 #include "hsmtls/conn.h"
 #include "hsmtls/key.h"
 
-static char sandbox[1024];
-
-static const char *path(const char *rel)
-{
-    static char buf[4][1200];
-    static int n;
-    n = (n + 1) % 4;
-    snprintf(buf[n], sizeof buf[n], "%s/%s", sandbox, rel);
-    return buf[n];
-}
-
-static int contains(const char *hay, const char *needle)
-{
-    return hay && strstr(hay, needle) != NULL;
-}
 
 int main(int argc, char **argv)
 {
@@ -35,14 +20,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s SANDBOX_DIR\n", argv[0]);
         return 2;
     }
-    snprintf(sandbox, sizeof sandbox, "%s", argv[1]);
+    check_set_dir(argv[1]);
 
-    hsmtls_cert *ca = hsmtls_cert_load(path("ca.pem"));
-    hsmtls_cert *leaf = hsmtls_cert_load(path("certs/rsa2048.chain.pem")); /* the first one */
+    hsmtls_cert *ca = hsmtls_cert_load(check_path("ca.pem"));
+    hsmtls_cert *leaf = hsmtls_cert_load(check_path("certs/rsa2048.chain.pem")); /* the first one */
     CHECK_MSG(ca && leaf, hsmtls_error_message());
     if (!ca || !leaf)
         return check_finish();
-    CHECK(contains(hsmtls_cert_subject(ca), "CN=hsmtls sandbox CA"));
+    CHECK(check_contains(hsmtls_cert_subject(ca), "CN=hsmtls sandbox CA"));
     CHECK(strcmp(hsmtls_cert_subject(ca), hsmtls_cert_issuer(ca)) == 0);
     CHECK(hsmtls_cert_is_self_signed(ca) && !hsmtls_cert_is_self_signed(leaf));
     CHECK(strcmp(hsmtls_cert_subject(leaf), "CN=localhost,OU=rsa2048,O=hsmtls sandbox") == 0);
@@ -80,10 +65,10 @@ int main(int argc, char **argv)
     hsmtls_cert_free(NULL);
 
     /* failures say what and why */
-    CHECK(hsmtls_cert_load(path("certs/none.pem")) == NULL);
-    CHECK_MSG(contains(hsmtls_error_message(), "No such file or directory"), hsmtls_error_message());
-    CHECK(hsmtls_cert_load(path("soft/rsa2048.key")) == NULL);
-    CHECK_MSG(contains(hsmtls_error_message(), "no certificate found"), hsmtls_error_message());
+    CHECK(hsmtls_cert_load(check_path("certs/none.pem")) == NULL);
+    CHECK_MSG(check_contains(hsmtls_error_message(), "No such file or directory"), hsmtls_error_message());
+    CHECK(hsmtls_cert_load(check_path("soft/rsa2048.key")) == NULL);
+    CHECK_MSG(check_contains(hsmtls_error_message(), "no certificate found"), hsmtls_error_message());
     CHECK(hsmtls_cert_load_mem("not a certificate", 17) == NULL);
 
     /* keys */
@@ -94,27 +79,27 @@ int main(int argc, char **argv)
         char kp[64], cp[64];
         snprintf(kp, sizeof kp, "soft/%s.key", keys[i].label);
         snprintf(cp, sizeof cp, "certs/%s.pem", keys[i].label);
-        hsmtls_key *k = hsmtls_key_load(path(kp), NULL, NULL);
-        hsmtls_cert *c = hsmtls_cert_load(path(cp));
+        hsmtls_key *k = hsmtls_key_load(check_path(kp), NULL, NULL);
+        hsmtls_cert *c = hsmtls_cert_load(check_path(cp));
         CHECK_MSG(k && c, hsmtls_error_message());
         if (!k || !c)
             continue;
         CHECK_MSG(strcmp(hsmtls_key_type(k), keys[i].type) == 0, hsmtls_key_type(k));
         CHECK(hsmtls_key_bits(k) == keys[i].bits);
-        CHECK(hsmtls_key_location(k) == HSMTLS_LOC_FILE && strcmp(hsmtls_key_ref(k), path(kp)) == 0);
+        CHECK(hsmtls_key_location(k) == HSMTLS_LOC_FILE && strcmp(hsmtls_key_ref(k), check_path(kp)) == 0);
         CHECK(hsmtls_key_matches(k, c) && !hsmtls_key_matches(k, leaf) == (i != 0));
         char pub[2048];
         int pn = hsmtls_key_public_pem(k, pub, sizeof pub);
         CHECK(pn > 0 && pn < (int)sizeof pub && strncmp(pub, "-----BEGIN PUBLIC KEY-----", 26) == 0);
-        CHECK(!contains(pub, "PRIVATE"));
+        CHECK(!check_contains(pub, "PRIVATE"));
         /* objects in a config, with the same match check */
         hsmtls_config *cfg = hsmtls_config_new(HSMTLS_SERVER);
         CHECK(hsmtls_config_use_cert(cfg, c) == 0);
         CHECK(hsmtls_config_use_key(cfg, k) == 0);
         CHECK(hsmtls_config_key_location(cfg) == HSMTLS_LOC_FILE);
-        hsmtls_key *other = hsmtls_key_load(path(i == 0 ? "soft/ec-p256.key" : "soft/rsa2048.key"), NULL, NULL);
+        hsmtls_key *other = hsmtls_key_load(check_path(i == 0 ? "soft/ec-p256.key" : "soft/rsa2048.key"), NULL, NULL);
         CHECK(hsmtls_config_use_key(cfg, other) == HSMTLS_ERROR);
-        CHECK_MSG(contains(hsmtls_config_error(cfg), "does not match the certificate"), hsmtls_config_error(cfg));
+        CHECK_MSG(check_contains(hsmtls_config_error(cfg), "does not match the certificate"), hsmtls_config_error(cfg));
         hsmtls_key_free(other);
         hsmtls_conn *conn = hsmtls_conn_new(cfg);
         CHECK_MSG(conn != NULL, hsmtls_error_message());
@@ -125,8 +110,8 @@ int main(int argc, char **argv)
         hsmtls_key_free(k);
         hsmtls_cert_free(c);
     }
-    CHECK(hsmtls_key_load(path("certs/rsa2048.pem"), NULL, NULL) == NULL);
-    CHECK_MSG(contains(hsmtls_error_message(), "no key found"), hsmtls_error_message());
+    CHECK(hsmtls_key_load(check_path("certs/rsa2048.pem"), NULL, NULL) == NULL);
+    CHECK_MSG(check_contains(hsmtls_error_message(), "no key found"), hsmtls_error_message());
     CHECK(hsmtls_key_load_mem("junk", 4, NULL, NULL) == NULL);
 
     hsmtls_cert_free(ca);

@@ -15,28 +15,13 @@
 #include "hsmtls/conn.h"
 #include "hsmtls/key.h"
 
-static char sandbox[1024];
-
-static const char *path(const char *rel)
-{
-    static char buf[4][1200];
-    static int n;
-    n = (n + 1) % 4;
-    snprintf(buf[n], sizeof buf[n], "%s/%s", sandbox, rel);
-    return buf[n];
-}
-
-static int contains(const char *hay, const char *needle)
-{
-    return hay && strstr(hay, needle) != NULL;
-}
 
 static void case_defaults(void)
 {
     hsmtls_config *c = hsmtls_config_new(HSMTLS_CLIENT), *s = hsmtls_config_new(HSMTLS_SERVER);
     CHECK(c && s);
     CHECK(hsmtls_config_new((enum hsmtls_role)7) == NULL);
-    CHECK(contains(hsmtls_error_message(), "role"));
+    CHECK(check_contains(hsmtls_error_message(), "role"));
     CHECK(hsmtls_config_role(c) == HSMTLS_CLIENT && hsmtls_config_role(s) == HSMTLS_SERVER);
     CHECK(hsmtls_config_min_protocol(c) == HSMTLS_TLS1_2);
     CHECK(hsmtls_config_max_protocol(c) == 0);
@@ -55,7 +40,7 @@ static void case_defaults(void)
 
     /* legacy protocols need an explicit yes */
     CHECK(hsmtls_config_set_protocols(c, HSMTLS_TLS1_0, 0) == HSMTLS_ERROR);
-    CHECK(contains(hsmtls_config_error(c), "TLS 1.0 and 1.1 are refused"));
+    CHECK(check_contains(hsmtls_config_error(c), "TLS 1.0 and 1.1 are refused"));
     CHECK(hsmtls_config_min_protocol(c) == HSMTLS_TLS1_2);
     CHECK(hsmtls_config_set_protocols(c, HSMTLS_TLS1_3, HSMTLS_TLS1_2) == HSMTLS_ERROR);
     CHECK(hsmtls_config_set_protocols(c, 0x0305, 0) == HSMTLS_ERROR);
@@ -80,7 +65,7 @@ static void case_defaults(void)
     CHECK(hsmtls_config_set_ciphers(c, "ECDHE-ECDSA-AES128-GCM-SHA256") == 0);
     CHECK(strcmp(hsmtls_config_ciphers(c), "ECDHE-ECDSA-AES128-GCM-SHA256") == 0);
     CHECK(hsmtls_config_set_ciphers(c, "NO-SUCH-CIPHER") == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(c), "no cipher match"), hsmtls_config_error(c));
+    CHECK_MSG(check_contains(hsmtls_config_error(c), "no cipher match"), hsmtls_config_error(c));
     CHECK(strcmp(hsmtls_config_ciphers(c), "ECDHE-ECDSA-AES128-GCM-SHA256") == 0);
     CHECK(hsmtls_config_set_ciphersuites(c, "TLS_AES_128_GCM_SHA256") == 0);
     CHECK(strcmp(hsmtls_config_ciphersuites(c), "TLS_AES_128_GCM_SHA256") == 0);
@@ -88,7 +73,7 @@ static void case_defaults(void)
     CHECK(hsmtls_config_set_groups(c, "X25519:P-256") == 0);
     CHECK(strcmp(hsmtls_config_groups(c), "X25519:P-256") == 0);
     CHECK(hsmtls_config_set_groups(c, "nosuchgroup") == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(c), "groups \"nosuchgroup\" rejected"), hsmtls_config_error(c));
+    CHECK_MSG(check_contains(hsmtls_config_error(c), "groups \"nosuchgroup\" rejected"), hsmtls_config_error(c));
     CHECK(hsmtls_config_set_alpn(c, "h2,http/1.1") == 0);
     CHECK(strcmp(hsmtls_config_alpn(c), "h2,http/1.1") == 0);
     CHECK(hsmtls_config_set_alpn(c, "h2,,x") == HSMTLS_ERROR);
@@ -96,14 +81,14 @@ static void case_defaults(void)
     CHECK(hsmtls_config_set_backend_option(c, "Options", "-SessionTicket") == 0);
     CHECK(hsmtls_config_backend_option_count(c) == 1);
     CHECK(hsmtls_config_set_backend_option(c, "NoSuchCommand", "x") == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(c), "NoSuchCommand"), hsmtls_config_error(c));
+    CHECK_MSG(check_contains(hsmtls_config_error(c), "NoSuchCommand"), hsmtls_config_error(c));
     CHECK(hsmtls_config_backend_option_count(c) == 1);
 
     /* CA certificates */
-    CHECK(hsmtls_config_add_ca(c, path("ca.pem")) == 0);
+    CHECK(hsmtls_config_add_ca(c, check_path("ca.pem")) == 0);
     CHECK(hsmtls_config_ca_count(c) == 1);
-    CHECK(hsmtls_config_add_ca(c, path("nope.pem")) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(c), "No such file"), hsmtls_config_error(c));
+    CHECK(hsmtls_config_add_ca(c, check_path("nope.pem")) == HSMTLS_ERROR);
+    CHECK_MSG(check_contains(hsmtls_config_error(c), "No such file"), hsmtls_config_error(c));
     CHECK(hsmtls_config_add_ca_dir(c, "/etc/ssl/certs") == 0);
     CHECK(hsmtls_config_use_default_ca(c, 1) == 0);
 
@@ -147,11 +132,11 @@ static void case_loading(void)
         char cert[64], key[64];
         snprintf(cert, sizeof cert, "certs/%s.chain.pem", labels[i]);
         snprintf(key, sizeof key, "soft/%s.key", labels[i]);
-        CHECK_MSG(hsmtls_config_set_cert_key(s, path(cert), path(key)) == 0, hsmtls_config_error(s));
+        CHECK_MSG(hsmtls_config_set_cert_key(s, check_path(cert), check_path(key)) == 0, hsmtls_config_error(s));
         CHECK(hsmtls_config_key_location(s) == HSMTLS_LOC_FILE);
         CHECK(hsmtls_config_cert_location(s) == HSMTLS_LOC_FILE);
-        CHECK(strcmp(hsmtls_config_key_ref(s), path(key)) == 0);
-        CHECK(contains(hsmtls_config_cert_subject(s), "CN=localhost"));
+        CHECK(strcmp(hsmtls_config_key_ref(s), check_path(key)) == 0);
+        CHECK(check_contains(hsmtls_config_cert_subject(s), "CN=localhost"));
         hsmtls_conn *conn = hsmtls_conn_new(s);
         CHECK_MSG(conn != NULL, hsmtls_error_message());
         hsmtls_conn_free(conn);
@@ -160,30 +145,30 @@ static void case_loading(void)
     /* file: URIs go the same way */
     hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
     char uri[1300];
-    snprintf(uri, sizeof uri, "file:%s", path("soft/ec-p256.key"));
-    CHECK_MSG(hsmtls_config_set_cert(s, path("certs/ec-p256.pem")) == 0, hsmtls_config_error(s));
+    snprintf(uri, sizeof uri, "file:%s", check_path("soft/ec-p256.key"));
+    CHECK_MSG(hsmtls_config_set_cert(s, check_path("certs/ec-p256.pem")) == 0, hsmtls_config_error(s));
     CHECK_MSG(hsmtls_config_set_key(s, uri) == 0, hsmtls_config_error(s));
     CHECK(hsmtls_config_key_location(s) == HSMTLS_LOC_FILE);
 
     /* a key that is not the certificate's: refused, the old one kept */
-    CHECK(hsmtls_config_set_key(s, path("soft/ec-p384.key")) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "does not match the certificate"), hsmtls_config_error(s));
+    CHECK(hsmtls_config_set_key(s, check_path("soft/ec-p384.key")) == HSMTLS_ERROR);
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "does not match the certificate"), hsmtls_config_error(s));
     CHECK(strcmp(hsmtls_config_key_ref(s), uri) == 0);
-    CHECK(hsmtls_config_set_cert_key(s, path("certs/rsa2048.pem"), path("soft/ed25519.key")) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "soft/ed25519.key does not match the certificate"), hsmtls_config_error(s));
-    CHECK(contains(hsmtls_config_cert_subject(s), "OU=ec-p256"));
-    CHECK(hsmtls_config_set_cert_key(s, path("certs/rsa2048.pem"), path("soft/rsa2048.key")) == 0);
-    CHECK(contains(hsmtls_config_cert_subject(s), "OU=rsa2048"));
+    CHECK(hsmtls_config_set_cert_key(s, check_path("certs/rsa2048.pem"), check_path("soft/ed25519.key")) == HSMTLS_ERROR);
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "soft/ed25519.key does not match the certificate"), hsmtls_config_error(s));
+    CHECK(check_contains(hsmtls_config_cert_subject(s), "OU=ec-p256"));
+    CHECK(hsmtls_config_set_cert_key(s, check_path("certs/rsa2048.pem"), check_path("soft/rsa2048.key")) == 0);
+    CHECK(check_contains(hsmtls_config_cert_subject(s), "OU=rsa2048"));
     /* missing files and non-key files */
-    CHECK(hsmtls_config_set_key(s, path("soft/nothing.key")) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "No such file or directory"), hsmtls_config_error(s));
-    CHECK(hsmtls_config_set_key(s, path("ca.pem")) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "no key found"), hsmtls_config_error(s));
+    CHECK(hsmtls_config_set_key(s, check_path("soft/nothing.key")) == HSMTLS_ERROR);
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "No such file or directory"), hsmtls_config_error(s));
+    CHECK(hsmtls_config_set_key(s, check_path("ca.pem")) == HSMTLS_ERROR);
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "no key found"), hsmtls_config_error(s));
     CHECK(strcmp(hsmtls_error_message(), hsmtls_config_error(s)) == 0);
 
     /* memory */
     size_t clen, klen;
-    char *cmem = slurp(path("certs/ec-p256.pem"), &clen), *kmem = slurp(path("soft/ec-p256.key"), &klen);
+    char *cmem = slurp(check_path("certs/ec-p256.pem"), &clen), *kmem = slurp(check_path("soft/ec-p256.key"), &klen);
     CHECK(cmem && kmem);
     hsmtls_config *m = hsmtls_config_new(HSMTLS_SERVER);
     CHECK_MSG(hsmtls_config_set_cert_mem(m, cmem, clen) == 0, hsmtls_config_error(m));
@@ -196,7 +181,7 @@ static void case_loading(void)
     /* a server without a key cannot make connections, and says so */
     hsmtls_config *e = hsmtls_config_new(HSMTLS_SERVER);
     CHECK(hsmtls_conn_new(e) == NULL);
-    CHECK_MSG(contains(hsmtls_error_message(), "no certificate and key"), hsmtls_error_message());
+    CHECK_MSG(check_contains(hsmtls_error_message(), "no certificate and key"), hsmtls_error_message());
     hsmtls_config_free(e);
     hsmtls_config_free(m);
     hsmtls_config_free(s);
@@ -229,7 +214,7 @@ static void case_passphrase(const char *tmpdir)
     char enc[1200], pinfile[1200];
     snprintf(enc, sizeof enc, "%s/enc.key", tmpdir);
     snprintf(pinfile, sizeof pinfile, "%s/pass.txt", tmpdir);
-    FILE *f = fopen(path("soft/ec-p256.key"), "r");
+    FILE *f = fopen(check_path("soft/ec-p256.key"), "r");
     EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
     if (f)
         fclose(f);
@@ -241,10 +226,10 @@ static void case_passphrase(const char *tmpdir)
     EVP_PKEY_free(k);
 
     hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
-    CHECK(hsmtls_config_set_cert(s, path("certs/ec-p256.pem")) == 0);
+    CHECK(hsmtls_config_set_cert(s, check_path("certs/ec-p256.pem")) == 0);
     /* no callback: a clear refusal, never a terminal prompt */
     CHECK(hsmtls_config_set_key(s, enc) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "no PIN/passphrase callback"), hsmtls_config_error(s));
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "no PIN/passphrase callback"), hsmtls_config_error(s));
     /* wrong, then right: the second ask says the first was rejected */
     struct answers a = { .list = { "wrong", "s3cret" } };
     hsmtls_config_set_pin_cb(s, answer, &a);
@@ -256,13 +241,13 @@ static void case_passphrase(const char *tmpdir)
     struct answers b = { .list = { "x", "y", "z" } };
     hsmtls_config_set_pin_cb(s, answer, &b);
     CHECK(hsmtls_config_set_key(s, enc) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "wrong passphrase"), hsmtls_config_error(s));
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "wrong passphrase"), hsmtls_config_error(s));
     CHECK(b.asked == 3);
     struct answers none = { .list = { NULL } };
     hsmtls_config_set_pin_cb(s, answer, &none);
     CHECK(hsmtls_config_set_key(s, enc) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "no passphrase given"), hsmtls_config_error(s));
-    CHECK(!contains(hsmtls_config_error(s), "s3cret"));
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "no passphrase given"), hsmtls_config_error(s));
+    CHECK(!check_contains(hsmtls_config_error(s), "s3cret"));
     /* a pin-source file */
     hsmtls_config_set_pin_cb(s, NULL, NULL);
     f = fopen(pinfile, "w");
@@ -274,7 +259,7 @@ static void case_passphrase(const char *tmpdir)
     fputs("nope\n", f);
     fclose(f);
     CHECK(hsmtls_config_set_key(s, enc) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "wrong passphrase in the pin-source file"), hsmtls_config_error(s));
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "wrong passphrase in the pin-source file"), hsmtls_config_error(s));
     hsmtls_config_free(s);
     unlink(enc);
     unlink(pinfile);
@@ -284,7 +269,7 @@ static void case_passphrase(const char *tmpdir)
 static void case_token(void)
 {
     hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
-    CHECK(hsmtls_config_set_cert(s, path("certs/ec-p256.pem")) == 0);
+    CHECK(hsmtls_config_set_cert(s, check_path("certs/ec-p256.pem")) == 0);
     const char *uri = "pkcs11:token=server;object=ec-p256;type=private";
     /* no PIN anywhere: refused, no prompt */
     CHECK(hsmtls_config_set_key(s, uri) == HSMTLS_ERROR);
@@ -302,7 +287,7 @@ static void case_token(void)
     struct answers w = { .list = { "9999" } };
     hsmtls_config_set_pin_cb(s, answer, &w);
     CHECK(hsmtls_config_set_key(s, "pkcs11:token=server;object=ec-p384;type=private") == HSMTLS_ERROR);
-    CHECK_MSG(!contains(hsmtls_config_error(s), "9999"), hsmtls_config_error(s));
+    CHECK_MSG(!check_contains(hsmtls_config_error(s), "9999"), hsmtls_config_error(s));
     CHECK(hsmtls_config_key_location(s) == HSMTLS_LOC_TOKEN);
     /* the PIN in the URI works too and never shows in the reference kept */
     hsmtls_config_set_pin_cb(s, NULL, NULL);
@@ -311,8 +296,8 @@ static void case_token(void)
     CHECK(strcmp(hsmtls_config_key_ref(s), uri) == 0);
     /* a token key that is not the certificate's */
     CHECK(hsmtls_config_set_key(s, "pkcs11:token=server;object=rsa2048;type=private?pin-value=1234") == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "does not match the certificate"), hsmtls_config_error(s));
-    CHECK(!contains(hsmtls_config_error(s), "1234"));
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "does not match the certificate"), hsmtls_config_error(s));
+    CHECK(!check_contains(hsmtls_config_error(s), "1234"));
     hsmtls_conn *conn = hsmtls_conn_new(s);
     CHECK_MSG(conn != NULL, hsmtls_error_message());
     hsmtls_conn_free(conn);
@@ -320,7 +305,7 @@ static void case_token(void)
     const char *cert_uri = "pkcs11:token=server;object=ec-p256;type=cert";
     CHECK_MSG(hsmtls_config_set_cert(s, cert_uri) == 0, hsmtls_config_error(s));
     CHECK(hsmtls_config_cert_location(s) == HSMTLS_LOC_TOKEN);
-    hsmtls_cert *on_token = hsmtls_cert_load(cert_uri), *in_file = hsmtls_cert_load(path("certs/ec-p256.pem"));
+    hsmtls_cert *on_token = hsmtls_cert_load(cert_uri), *in_file = hsmtls_cert_load(check_path("certs/ec-p256.pem"));
     CHECK_MSG(on_token && in_file && hsmtls_cert_equal(on_token, in_file), hsmtls_error_message());
     /* a key object on the token: a handle, its public half readable */
     struct answers k = { .list = { "1234" } };
@@ -345,14 +330,14 @@ static void case_noprovider(void)
 {
     hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
     CHECK(hsmtls_config_set_key(s, "pkcs11:token=server;object=ec-p256;type=private?pin-value=1234") == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "the hsmtls provider is not available"), hsmtls_config_error(s));
-    CHECK_MSG(!contains(hsmtls_config_error(s), "1234"), hsmtls_config_error(s));
-    CHECK(contains(hsmtls_config_error(s), "pkcs11:token=server;object=ec-p256;type=private"));
-    CHECK(hsmtls_config_set_cert_key(s, path("certs/ec-p256.pem"), path("soft/ec-p256.key")) == 0);
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "the hsmtls provider is not available"), hsmtls_config_error(s));
+    CHECK_MSG(!check_contains(hsmtls_config_error(s), "1234"), hsmtls_config_error(s));
+    CHECK(check_contains(hsmtls_config_error(s), "pkcs11:token=server;object=ec-p256;type=private"));
+    CHECK(hsmtls_config_set_cert_key(s, check_path("certs/ec-p256.pem"), check_path("soft/ec-p256.key")) == 0);
     CHECK(hsmtls_config_set_provider_path(s, "/nonexistent/dir") == 0);
     CHECK(strcmp(hsmtls_config_provider_path(s), "/nonexistent/dir") == 0);
     CHECK(hsmtls_config_add_ca(s, "pkcs11:token=server;object=ca") == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(s), "/nonexistent/dir"), hsmtls_config_error(s));
+    CHECK_MSG(check_contains(hsmtls_config_error(s), "/nonexistent/dir"), hsmtls_config_error(s));
     hsmtls_config_free(s);
 }
 
@@ -362,7 +347,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s SANDBOX_DIR CASE [TMPDIR]\n", argv[0]);
         return 2;
     }
-    snprintf(sandbox, sizeof sandbox, "%s", argv[1]);
+    check_set_dir(argv[1]);
     const char *c = argv[2];
     if (strcmp(c, "defaults") == 0)
         case_defaults();

@@ -13,22 +13,7 @@
 #include "hsmtls/config.h"
 #include "hsmtls/conn.h"
 
-static char sandbox[1024];
 static const char *crl_file;
-
-static const char *path(const char *rel)
-{
-    static char buf[4][1200];
-    static int n;
-    n = (n + 1) % 4;
-    snprintf(buf[n], sizeof buf[n], "%s/%s", sandbox, rel);
-    return buf[n];
-}
-
-static int contains(const char *hay, const char *needle)
-{
-    return hay && strstr(hay, needle) != NULL;
-}
 
 static hsmtls_config *server_config(const char *label)
 {
@@ -36,14 +21,14 @@ static hsmtls_config *server_config(const char *label)
     snprintf(cert, sizeof cert, "certs/%s.pem", label);
     snprintf(key, sizeof key, "soft/%s.key", label);
     hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
-    CHECK_MSG(hsmtls_config_set_cert_key(s, path(cert), path(key)) == 0, hsmtls_config_error(s));
+    CHECK_MSG(hsmtls_config_set_cert_key(s, check_path(cert), check_path(key)) == 0, hsmtls_config_error(s));
     return s;
 }
 
 static hsmtls_config *client_config(void)
 {
     hsmtls_config *c = hsmtls_config_new(HSMTLS_CLIENT);
-    CHECK_MSG(hsmtls_config_add_ca(c, path("ca.pem")) == 0, hsmtls_config_error(c));
+    CHECK_MSG(hsmtls_config_add_ca(c, check_path("ca.pem")) == 0, hsmtls_config_error(c));
     return c;
 }
 
@@ -152,7 +137,7 @@ static void case_session(void)
         /* a session from its bytes resumes */
         hsmtls_session *back = hsmtls_session_load(der, (size_t)need);
         CHECK(back != NULL);
-        CHECK(hsmtls_session_load("junk", 4) == NULL && contains(hsmtls_error_message(), "not a TLS session"));
+        CHECK(hsmtls_session_load("junk", 4) == NULL && check_contains(hsmtls_error_message(), "not a TLS session"));
         CHECK(hsmtls_session_load(NULL, 0) == NULL);
         pair(cc, sc, &cli, &srv);
         CHECK(hsmtls_conn_set_session(cli, back) == 0);
@@ -194,18 +179,18 @@ static void case_equal(void)
     CHECK(hsmtls_config_set_alpn(a, "h2") == 0);
     CHECK(hsmtls_config_equal(a, c));
     /* the same key from another file of the same content: equal by content */
-    CHECK(hsmtls_config_set_cert_key(b, path("certs/rsa2048.pem"), path("soft/rsa2048.key")) == 0);
+    CHECK(hsmtls_config_set_cert_key(b, check_path("certs/rsa2048.pem"), check_path("soft/rsa2048.key")) == 0);
     CHECK(hsmtls_config_set_alpn(b, "h2") == 0);
     CHECK(!hsmtls_config_equal(a, b));
-    CHECK(hsmtls_config_set_cert_key(b, path("certs/ec-p256.pem"), path("soft/ec-p256.key")) == 0);
+    CHECK(hsmtls_config_set_cert_key(b, check_path("certs/ec-p256.pem"), check_path("soft/ec-p256.key")) == 0);
     CHECK(hsmtls_config_equal(a, b));
     /* every new value takes part, and survives a copy */
     CHECK(hsmtls_config_set_renegotiation(b, 1) == 0 && !hsmtls_config_equal(a, b));
     CHECK(hsmtls_config_set_renegotiation(a, 1) == 0 && hsmtls_config_equal(a, b));
     CHECK(hsmtls_config_set_post_handshake_auth(b, 1) == 0 && !hsmtls_config_equal(a, b));
     CHECK(hsmtls_config_set_post_handshake_auth(a, 1) == 0 && hsmtls_config_equal(a, b));
-    CHECK(hsmtls_config_add_client_ca(b, path("ca.pem")) == 0 && !hsmtls_config_equal(a, b));
-    CHECK(hsmtls_config_add_client_ca(a, path("ca.pem")) == 0 && hsmtls_config_equal(a, b));
+    CHECK(hsmtls_config_add_client_ca(b, check_path("ca.pem")) == 0 && !hsmtls_config_equal(a, b));
+    CHECK(hsmtls_config_add_client_ca(a, check_path("ca.pem")) == 0 && hsmtls_config_equal(a, b));
     CHECK(hsmtls_config_set_verify_flags(a, HSMTLS_VFLAG_STRICT) == 0 && !hsmtls_config_equal(a, b));
     CHECK(hsmtls_config_set_verify_flags(b, HSMTLS_VFLAG_STRICT) == 0 && hsmtls_config_equal(a, b));
     CHECK(hsmtls_config_set_backend_option(a, "Options", "-SessionTicket") == 0 && !hsmtls_config_equal(a, b));
@@ -216,7 +201,7 @@ static void case_equal(void)
           hsmtls_config_post_handshake_auth(c) == 1);
     hsmtls_config *cl = hsmtls_config_new(HSMTLS_CLIENT), *cl2 = hsmtls_config_new(HSMTLS_CLIENT);
     CHECK(!hsmtls_config_equal(a, cl) && hsmtls_config_equal(cl, cl2));
-    CHECK(hsmtls_config_add_ca(cl, path("ca.pem")) == 0 && !hsmtls_config_equal(cl, cl2));
+    CHECK(hsmtls_config_add_ca(cl, check_path("ca.pem")) == 0 && !hsmtls_config_equal(cl, cl2));
     hsmtls_config_free(cl);
     hsmtls_config_free(cl2);
     hsmtls_config_free(a);
@@ -279,9 +264,9 @@ static void case_crl(void)
     hsmtls_config *cc = client_config();
     hsmtls_conn *cli, *srv;
     int rs;
-    CHECK(hsmtls_config_add_crl(cc, path("ca.pem")) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_config_error(cc), "holds no CRL"), hsmtls_config_error(cc));
-    CHECK(hsmtls_config_add_crl(cc, path("nothing.crl")) == HSMTLS_ERROR);
+    CHECK(hsmtls_config_add_crl(cc, check_path("ca.pem")) == HSMTLS_ERROR);
+    CHECK_MSG(check_contains(hsmtls_config_error(cc), "holds no CRL"), hsmtls_config_error(cc));
+    CHECK(hsmtls_config_add_crl(cc, check_path("nothing.crl")) == HSMTLS_ERROR);
     CHECK(hsmtls_config_crl_count(cc) == 0);
     /* the check asked for without a CRL: "unable to get certificate CRL" */
     CHECK(hsmtls_config_set_verify_flags(cc, HSMTLS_VFLAG_CRL_CHECK) == 0);
@@ -299,7 +284,7 @@ static void case_crl(void)
     pair(cc, revoked, &cli, &srv);
     CHECK(pump_handshake(cli, srv, &rs) == HSMTLS_ERROR);
     CHECK(has_error(cli, X509_V_ERR_CERT_REVOKED));
-    CHECK_MSG(contains(hsmtls_conn_error_message(cli), "certificate revoked"), hsmtls_conn_error_message(cli));
+    CHECK_MSG(check_contains(hsmtls_conn_error_message(cli), "certificate revoked"), hsmtls_conn_error_message(cli));
     both_free(cli, srv);
     /* the whole chain: the CA's own CRL would be needed from its issuer, but the root
      * is trusted, so CHECK_ALL passes for the good certificate too */
@@ -330,8 +315,8 @@ static void case_crl(void)
 static void case_clientca(void)
 {
     hsmtls_config *sc = server_config("ec-p256"), *cc = client_config();
-    CHECK(hsmtls_config_add_client_ca(cc, path("ca.pem")) == HSMTLS_ERROR); /* servers only */
-    CHECK(hsmtls_config_add_ca(sc, path("ca.pem")) == 0);
+    CHECK(hsmtls_config_add_client_ca(cc, check_path("ca.pem")) == HSMTLS_ERROR); /* servers only */
+    CHECK(hsmtls_config_add_ca(sc, check_path("ca.pem")) == 0);
     CHECK(hsmtls_config_set_verify_mode(sc, HSMTLS_VERIFY_PEER) == 0);
     CHECK(hsmtls_config_set_peer_cert_required(sc, 0) == 0);
     CHECK(hsmtls_config_client_ca_count(sc) == 0 && hsmtls_config_client_ca_name(sc, 0) == NULL);
@@ -341,21 +326,21 @@ static void case_clientca(void)
     pair(cc, sc, &cli, &srv);
     CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_peer_ca_count(cli) == 1);
-    CHECK_MSG(contains(hsmtls_conn_peer_ca_name(cli, 0), "CN=hsmtls sandbox CA"), hsmtls_conn_peer_ca_name(cli, 0));
+    CHECK_MSG(check_contains(hsmtls_conn_peer_ca_name(cli, 0), "CN=hsmtls sandbox CA"), hsmtls_conn_peer_ca_name(cli, 0));
     CHECK(hsmtls_conn_peer_ca_count(srv) == 0);
     both_free(cli, srv);
     /* an explicit list replaces them */
-    CHECK(hsmtls_config_add_client_ca(sc, path("certs/client-p256.pem")) == 0);
-    CHECK(hsmtls_config_add_client_ca(sc, path("certs/ed25519.pem")) == 0);
-    CHECK(hsmtls_config_add_client_ca(sc, path("nothing.pem")) == HSMTLS_ERROR);
+    CHECK(hsmtls_config_add_client_ca(sc, check_path("certs/client-p256.pem")) == 0);
+    CHECK(hsmtls_config_add_client_ca(sc, check_path("certs/ed25519.pem")) == 0);
+    CHECK(hsmtls_config_add_client_ca(sc, check_path("nothing.pem")) == HSMTLS_ERROR);
     CHECK(hsmtls_config_client_ca_count(sc) == 2);
-    CHECK(contains(hsmtls_config_client_ca_name(sc, 0), "CN=client-p256"));
-    CHECK(contains(hsmtls_config_client_ca_name(sc, 1), "OU=ed25519"));
+    CHECK(check_contains(hsmtls_config_client_ca_name(sc, 0), "CN=client-p256"));
+    CHECK(check_contains(hsmtls_config_client_ca_name(sc, 1), "OU=ed25519"));
     pair(cc, sc, &cli, &srv);
     CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_peer_ca_count(cli) == 2);
-    CHECK(contains(hsmtls_conn_peer_ca_name(cli, 0), "CN=client-p256"));
-    CHECK(contains(hsmtls_conn_peer_ca_name(cli, 1), "OU=ed25519"));
+    CHECK(check_contains(hsmtls_conn_peer_ca_name(cli, 0), "CN=client-p256"));
+    CHECK(check_contains(hsmtls_conn_peer_ca_name(cli, 1), "OU=ed25519"));
     CHECK(hsmtls_conn_peer_ca_name(cli, 2) == NULL);
     both_free(cli, srv);
     /* a server that asks for no certificate names none */
@@ -374,10 +359,10 @@ static void case_pha(void)
 {
     hsmtls_config *sc = server_config("ec-p256"), *cc = client_config();
     CHECK(hsmtls_config_post_handshake_auth(sc) == 0);
-    CHECK(hsmtls_config_add_ca(sc, path("ca.pem")) == 0);
+    CHECK(hsmtls_config_add_ca(sc, check_path("ca.pem")) == 0);
     CHECK(hsmtls_config_set_verify_mode(sc, HSMTLS_VERIFY_PEER) == 0);
     CHECK(hsmtls_config_set_post_handshake_auth(sc, 1) == 0 && hsmtls_config_post_handshake_auth(sc) == 1);
-    CHECK(hsmtls_config_set_cert_key(cc, path("certs/client-p256.pem"), path("soft/client-p256.key")) == 0);
+    CHECK(hsmtls_config_set_cert_key(cc, check_path("certs/client-p256.pem"), check_path("soft/client-p256.key")) == 0);
     hsmtls_conn *cli, *srv;
     int rs;
 
@@ -386,7 +371,7 @@ static void case_pha(void)
     CHECK_MSG(pump_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(srv));
     CHECK(hsmtls_conn_peer_subject(srv) == NULL);
     CHECK(hsmtls_conn_request_client_cert(srv) == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_conn_error_message(srv), "client must offer it"), hsmtls_conn_error_message(srv));
+    CHECK_MSG(check_contains(hsmtls_conn_error_message(srv), "client must offer it"), hsmtls_conn_error_message(srv));
     CHECK(hsmtls_conn_request_client_cert(cli) == HSMTLS_ERROR);
     both_free(cli, srv);
 
@@ -400,7 +385,7 @@ static void case_pha(void)
     CHECK_MSG(hsmtls_conn_request_client_cert(srv) == 0, hsmtls_conn_error_message(srv));
     CHECK(exchange(srv, cli, "your certificate, please") == 0);
     CHECK(exchange(cli, srv, "here it is") == 0);
-    CHECK_MSG(contains(hsmtls_conn_peer_subject(srv), "CN=client-p256"), hsmtls_conn_peer_subject(srv));
+    CHECK_MSG(check_contains(hsmtls_conn_peer_subject(srv), "CN=client-p256"), hsmtls_conn_peer_subject(srv));
     CHECK(hsmtls_conn_peer_verified(srv));
     CHECK(hsmtls_conn_peer_chain_count(srv) >= 1);
     both_free(cli, srv);
@@ -410,7 +395,7 @@ static void case_pha(void)
     pair(cc, sc, &cli, &srv);
     CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_request_client_cert(srv) == HSMTLS_ERROR);
-    CHECK(contains(hsmtls_conn_error_message(srv), "TLS 1.3"));
+    CHECK(check_contains(hsmtls_conn_error_message(srv), "TLS 1.3"));
     both_free(cli, srv);
 
     /* a client that offers it but has no certificate: the server that requires one fails */
@@ -421,7 +406,7 @@ static void case_pha(void)
     CHECK(hsmtls_conn_request_client_cert(srv) == 0);
     CHECK(exchange(srv, cli, "certificate?") == 0);
     CHECK(exchange(cli, srv, "none") == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_conn_error_message(srv), "certificate"), hsmtls_conn_error_message(srv));
+    CHECK_MSG(check_contains(hsmtls_conn_error_message(srv), "certificate"), hsmtls_conn_error_message(srv));
     both_free(cli, srv);
     hsmtls_config_free(anon);
     hsmtls_config_free(sc);
@@ -442,7 +427,7 @@ static void case_reneg(void)
     pair(cc, sc, &cli, &srv);
     CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_renegotiate(cli) == HSMTLS_ERROR);
-    CHECK(contains(hsmtls_conn_error_message(cli), "renegotiation is off"));
+    CHECK(check_contains(hsmtls_conn_error_message(cli), "renegotiation is off"));
     both_free(cli, srv);
 
     /* the client may, the server refuses: the client's renegotiation fails */
@@ -457,7 +442,7 @@ static void case_reneg(void)
     move(srv, cli);
     int r = hsmtls_conn_read(cli, buf, sizeof buf);
     CHECK(r == HSMTLS_ERROR);
-    CHECK_MSG(contains(hsmtls_conn_error_message(cli), "renegotiation"), hsmtls_conn_error_message(cli));
+    CHECK_MSG(check_contains(hsmtls_conn_error_message(cli), "renegotiation"), hsmtls_conn_error_message(cli));
     both_free(cli, srv);
 
     /* both allow it: a new handshake in the middle, data before and after, either side */
@@ -470,7 +455,7 @@ static void case_reneg(void)
     CHECK(exchange(cli, srv, "after") == 0);
     CHECK(exchange(srv, cli, "and back") == 0);
     CHECK(!hsmtls_conn_renegotiate_pending(cli));
-    CHECK(contains(hsmtls_conn_peer_subject(cli), "OU=rsa2048") && hsmtls_conn_peer_verified(cli));
+    CHECK(check_contains(hsmtls_conn_peer_subject(cli), "OU=rsa2048") && hsmtls_conn_peer_verified(cli));
     CHECK_MSG(hsmtls_conn_renegotiate(srv) == 0, hsmtls_conn_error_message(srv));
     CHECK(exchange(srv, cli, "server asks") == 0);
     CHECK(exchange(cli, srv, "client answers") == 0);
@@ -482,7 +467,7 @@ static void case_reneg(void)
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_3, HSMTLS_TLS1_3) == 0);
     pair(cc, sc, &cli, &srv);
     CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
-    CHECK(hsmtls_conn_renegotiate(cli) == HSMTLS_ERROR && contains(hsmtls_conn_error_message(cli), "TLS 1.2"));
+    CHECK(hsmtls_conn_renegotiate(cli) == HSMTLS_ERROR && check_contains(hsmtls_conn_error_message(cli), "TLS 1.2"));
     both_free(cli, srv);
     hsmtls_config_free(sc);
     hsmtls_config_free(cc);
@@ -494,7 +479,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s SANDBOX_DIR CASE [CRL_FILE]\n", argv[0]);
         return 2;
     }
-    snprintf(sandbox, sizeof sandbox, "%s", argv[1]);
+    check_set_dir(argv[1]);
     crl_file = argc > 3 ? argv[3] : NULL;
     static const struct { const char *name; void (*run)(void); } cases[] = {
         { "session", case_session }, { "equal", case_equal }, { "lists", case_lists },
