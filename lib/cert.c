@@ -16,7 +16,7 @@ struct hsmtls_cert {
     time_t not_before, not_after;
 };
 
-static char *name_line(const X509_NAME *name)
+char *hsmtls__name_line(const X509_NAME *name)
 {
     BIO *b = BIO_new(BIO_s_mem());
     char *s = NULL;
@@ -50,8 +50,8 @@ hsmtls_cert *hsmtls__cert_wrap(X509 *x)
     }
     atomic_init(&c->refs, 1);
     c->x509 = x;
-    c->subject = name_line(X509_get_subject_name(x));
-    c->issuer = name_line(X509_get_issuer_name(x));
+    c->subject = hsmtls__name_line(X509_get_subject_name(x));
+    c->issuer = hsmtls__name_line(X509_get_issuer_name(x));
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     if (bn) {
         char *hex = BN_bn2hex(bn);

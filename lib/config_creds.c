@@ -10,22 +10,6 @@
 
 /* ---- certificate and key ---- */
 
-static char *subject_of(X509 *x)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *s = NULL;
-    if (b && X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
-        char *data;
-        long n = BIO_get_mem_data(b, &data);
-        if ((s = malloc((size_t)n + 1))) {
-            memcpy(s, data, (size_t)n);
-            s[n] = '\0';
-        }
-    }
-    BIO_free(b);
-    return s;
-}
-
 /* Whether key is the private half of the chain's leaf; fills err when not. */
 static int pair_matches(hsmtls_config *cfg, STACK_OF(X509) *chain, EVP_PKEY *key,
                         const char *cert_ref, const char *key_ref)
@@ -36,7 +20,7 @@ static int pair_matches(hsmtls_config *cfg, STACK_OF(X509) *chain, EVP_PKEY *key
     ERR_clear_error();
     if (X509_check_private_key(leaf, key) == 1)
         return 1;
-    char *subj = subject_of(leaf);
+    char *subj = hsmtls__name_line(X509_get_subject_name(leaf));
     hsmtls__fail_ssl(cfg->err, "the private key %s does not match the certificate %s (%s)",
                      key_ref ? key_ref : "(memory)", cert_ref ? cert_ref : "(memory)",
                      subj ? subj : "?");
@@ -56,7 +40,7 @@ static int install(hsmtls_config *cfg, STACK_OF(X509) *chain, const char *cert_r
 {
     char *cref = chain ? hsmtls__redact(cert_ref) : NULL;
     char *kref = key ? hsmtls__redact(key_ref) : NULL;
-    char *subj = chain ? subject_of(sk_X509_value(chain, 0)) : NULL;
+    char *subj = chain ? hsmtls__name_line(X509_get_subject_name(sk_X509_value(chain, 0))) : NULL;
     if (chain) {
         sk_X509_pop_free(cfg->chain, X509_free);
         cfg->chain = chain;

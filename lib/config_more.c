@@ -54,28 +54,13 @@ int hsmtls_config_crl_count(const hsmtls_config *cfg) { return cfg->crls ? sk_X5
 
 /* ---- the CA names a server sends ---- */
 
-static char *name_line(const X509_NAME *n)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *s = NULL, *data;
-    if (b && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0) {
-        long len = BIO_get_mem_data(b, &data);
-        if ((s = malloc((size_t)len + 1))) {
-            memcpy(s, data, (size_t)len);
-            s[len] = '\0';
-        }
-    }
-    BIO_free(b);
-    return s;
-}
-
 static int push_name(char ***v, int *n, const X509_NAME *name)
 {
     char **nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
     if (!nv)
         return -1;
     *v = nv;
-    if (!(nv[*n] = name_line(name)))
+    if (!(nv[*n] = hsmtls__name_line(name)))
         return -1;
     (*n)++;
     return 0;

@@ -10,24 +10,6 @@
 
 #include <openssl/x509.h>
 
-static char *subject_line(X509 *x)
-{
-    if (!x)
-        return NULL;
-    BIO *b = BIO_new(BIO_s_mem());
-    char *s = NULL;
-    if (b && X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
-        char *data;
-        long n = BIO_get_mem_data(b, &data);
-        if ((s = malloc((size_t)n + 1))) {
-            memcpy(s, data, (size_t)n);
-            s[n] = '\0';
-        }
-    }
-    BIO_free(b);
-    return s;
-}
-
 static void record(hsmtls_conn *conn, long code, int depth, X509 *cert)
 {
     for (int i = 0; i < conn->n_verrs; i++)
@@ -37,7 +19,7 @@ static void record(hsmtls_conn *conn, long code, int depth, X509 *cert)
     if (!v)
         return;
     conn->verrs = v;
-    char *subj = subject_line(cert);
+    char *subj = cert ? hsmtls__name_line(X509_get_subject_name(cert)) : NULL;
     char msg[768];
     snprintf(msg, sizeof msg, "depth %d (%s): %s", depth, subj ? subj : "?",
              X509_verify_cert_error_string(code));
@@ -186,8 +168,9 @@ const char *hsmtls_conn_hostname(const hsmtls_conn *conn)
 const char *hsmtls_conn_peer_subject(const hsmtls_conn *cconn)
 {
     hsmtls_conn *conn = (hsmtls_conn *)cconn;
-    if (!conn->peer_subject)
-        conn->peer_subject = subject_line(SSL_get0_peer_certificate(conn->ssl));
+    X509 *peer = conn->peer_subject ? NULL : SSL_get0_peer_certificate(conn->ssl);
+    if (peer)
+        conn->peer_subject = hsmtls__name_line(X509_get_subject_name(peer));
     return conn->peer_subject;
 }
 

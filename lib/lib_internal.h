@@ -194,6 +194,9 @@ int hsmtls__verify_chain_cb(X509_STORE_CTX *store, void *arg);
 void hsmtls__conn_clear_info(hsmtls_conn *conn);
 void hsmtls__conn_free_more(hsmtls_conn *conn);   /* conn_more.c */
 
+/* A name in RFC 2253 form ("CN=localhost,O=..."), malloc'd (cert.c). */
+char *hsmtls__name_line(const X509_NAME *name);
+
 /* strdup that tolerates NULL */
 char *hsmtls__strdup(const char *s);
 
