@@ -12,6 +12,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("HSMTLS_BUILD_DIR", ROOT / "build")).resolve()
 BIN = BUILD / "bin"
+PROVIDER = BUILD / "lib" / "ossl-modules" / "hsmtls.so"
 
 
 def sanitized():
@@ -90,20 +91,18 @@ def assert_no_sanitizer_report(proc):
 @pytest.fixture(scope="session")
 def build():
     missing = [p for p in ("hsmtls", "test_core", "test_uri") if not (BIN / p).exists()]
+    if not PROVIDER.exists():
+        missing.append(str(PROVIDER))
     if missing:
         pytest.fail(f"build {BUILD} lacks {missing}: build first (see README)")
     return BIN
-
-
-PROVIDER = BUILD / "lib" / "ossl-modules" / "hsmtls.so"
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory, build):
     path = tmp_path_factory.getbasetemp() / "sandbox"
     env = base_env()
-    if PROVIDER.exists():
-        env["HSMTLS_PROVIDER"] = str(PROVIDER)  # this build's, for the sandbox's openssl.cnf
+    env["HSMTLS_PROVIDER"] = str(PROVIDER)  # this build's, for the sandbox's openssl.cnf
     subprocess.run([str(ROOT / "softhsm" / "sandbox"), str(path)], check=True,
                    capture_output=True, text=True, env=env)
     box = Sandbox(path)

@@ -16,9 +16,9 @@ import time
 import pytest
 
 import peers
-from conftest import BIN, PROVIDER, assert_no_sanitizer_report
+from conftest import BIN, assert_no_sanitizer_report
 
-SOURCES = ["file"] + (["token"] if PROVIDER.exists() else [])
+SOURCES = ["file", "token"]
 
 
 def key_ref(box, label, source, pin=True):
@@ -78,7 +78,6 @@ def test_lib_dtls_api(sandbox):
     assert " 0 failed" in proc.stdout
 
 
-@pytest.mark.skipif(not PROVIDER.exists(), reason="no provider in this build")
 def test_lib_dtls_api_token_key(sandbox):
     proc = sandbox.run(BIN / "test_dtls", sandbox.dir, key_ref(sandbox, "ec-p256", "token"), timeout=120)
     assert_no_sanitizer_report(proc)
@@ -147,7 +146,7 @@ def test_mutual_dtls_client_key_on_token(sandbox, tmp_path, source):
                     source=source) as (port, _, log):
         proc = dtls_connect(sandbox, port, "--ca", ca(sandbox), "--servername", "localhost",
                             "--cert", cert(sandbox, "client-p256"),
-                            "--key", key_ref(sandbox, "client-p256", "token" if PROVIDER.exists() else "file"),
+                            "--key", key_ref(sandbox, "client-p256", "token"),
                             data="mutual\n")
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "mutual\n"

@@ -1,10 +1,10 @@
 """libhsmtls C API tests (tests/c/test_lib_*.c), run against the sandbox's files."""
 import pytest
 
-from conftest import BIN, PROVIDER, assert_no_sanitizer_report
+from conftest import BIN, assert_no_sanitizer_report
 
 # Token keys go through the provider: the case runs when this build has one.
-CONFIG_CASES = ["defaults", "loading", "passphrase"] + (["token"] if PROVIDER.exists() else [])
+CONFIG_CASES = ["defaults", "loading", "passphrase", "token"]
 
 
 def assert_clean(proc):

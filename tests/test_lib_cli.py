@@ -10,9 +10,9 @@ import threading
 import pytest
 
 import peers
-from conftest import BIN, PROVIDER, assert_no_sanitizer_report
+from conftest import BIN, assert_no_sanitizer_report
 
-SOURCES = ["file"] + (["token"] if PROVIDER.exists() else [])
+SOURCES = ["file", "token"]
 VERSIONS = {"1.2": "-tls1_2", "1.3": "-tls1_3"}
 LABELS = ["rsa2048", "ec-p256", "ed25519"]
 
