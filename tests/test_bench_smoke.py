@@ -113,3 +113,54 @@ def test_missing_sandbox_environment_is_a_clear_error(sandbox):
                             "HSMTLS_SANDBOX": None})
     assert proc.returncode != 0
     assert "sandbox" in proc.stderr and "env.sh" in proc.stderr, proc.stderr
+
+
+# hsmtls-bench-dtls: DTLS handshakes against openssl s_server -dtls1_2 -listen and
+# hsmtls dtls-serve (token key and software key), and echoed datagrams over one
+# association with each.
+BENCH_DTLS = BIN / "hsmtls-bench-dtls"
+# server key handshakes/s [token/soft%]
+DTLS_HS_ROW = re.compile(r"^(openssl s_server|hsmtls dtls-serve)\s+(token|soft)\s+(\d+)"
+                         r"(?:\s+([\d.]+)%)?\s*$", re.M)
+# server datagrams/s MB/s stalls
+DTLS_ECHO_ROW = re.compile(r"^(openssl s_server|hsmtls dtls-serve)\s+(\d+)\s+([\d.]+)\s+(\d+)\s*$",
+                           re.M)
+
+
+@pytest.fixture(scope="module")
+def bench_dtls_run(sandbox):
+    if not BENCH_DTLS.exists():
+        pytest.fail(f"{BENCH_DTLS} is missing: the build lacks bench/ (add_subdirectory(bench))")
+    proc = sandbox.run(BENCH_DTLS, "--seconds", "0.2", env=server_env(sandbox), timeout=180)
+    assert_no_sanitizer_report(proc)
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_dtls_handshake_rows_are_positive_for_both_servers_and_both_keys(bench_dtls_run):
+    rows = DTLS_HS_ROW.findall(bench_dtls_run)
+    assert [(server, key) for server, key, *_ in rows] == [
+        ("openssl s_server", "token"), ("openssl s_server", "soft"),
+        ("hsmtls dtls-serve", "token"), ("hsmtls dtls-serve", "soft")], bench_dtls_run
+    for _, key, rate, ratio in rows:
+        assert int(rate) > 0, bench_dtls_run
+        if key == "token":
+            assert float(ratio) > 0, bench_dtls_run
+
+
+def test_dtls_echo_rows_are_positive_for_both_servers(bench_dtls_run):
+    rows = DTLS_ECHO_ROW.findall(bench_dtls_run)
+    assert [server for server, *_ in rows] == ["openssl s_server", "hsmtls dtls-serve"], \
+        bench_dtls_run
+    for _, datagrams, mbytes, _ in rows:
+        assert int(datagrams) > 0 and float(mbytes) > 0, bench_dtls_run
+
+
+def test_dtls_bench_without_sandbox_is_a_clear_error(sandbox):
+    if not BENCH_DTLS.exists():
+        pytest.fail(f"{BENCH_DTLS} is missing")
+    proc = sandbox.run(BENCH_DTLS, "--seconds", "0.1",
+                       env={"SOFTHSM2_CONF": None, "HSMTLS_PKCS11_MODULE": None,
+                            "HSMTLS_SANDBOX": None})
+    assert proc.returncode != 0
+    assert "sandbox" in proc.stderr and "env.sh" in proc.stderr, proc.stderr
