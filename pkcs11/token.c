@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int push_token(hsmtls_p11_token ***out, size_t *n, hsmtls_p11_token *t)
 {
@@ -66,11 +67,18 @@ int hsmtls_p11_tokens_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *o
 int hsmtls_p11_tokens_find(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
                            hsmtls_p11_token ***out, size_t *n)
 {
-    /* Known tokens first; a miss looks again, since a token may have been inserted. */
+    /* Known tokens first; a miss looks again, since a token may have been inserted.
+     * Then once more after a pause: SoftHSM2 skips a token whose files another process
+     * is rewriting at that moment (seen when two servers log in at once). */
     if (list_tokens(uri, opt, 0, out, n) < 0)
         return -1;
     if (*n == 0 && list_tokens(uri, opt, 1, out, n) < 0)
         return -1;
+    if (*n == 0) {
+        nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
+        if (list_tokens(uri, opt, 1, out, n) < 0)
+            return -1;
+    }
     if (*n > 0)
         return 0;
 
