@@ -14,38 +14,9 @@
 #include <openssl/x509_vfy.h>
 
 #include "check.h"
+#include "lib_check.h"
 #include "hsmtls/config.h"
 #include "hsmtls/conn.h"
-
-
-static hsmtls_config *server_config(const char *label)
-{
-    char cert[64], key[64];
-    snprintf(cert, sizeof cert, "certs/%s.pem", label);
-    snprintf(key, sizeof key, "soft/%s.key", label);
-    hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
-    CHECK_MSG(hsmtls_config_set_cert_key(s, check_path(cert), check_path(key)) == 0, hsmtls_config_error(s));
-    return s;
-}
-
-static hsmtls_config *client_config(void)
-{
-    hsmtls_config *c = hsmtls_config_new(HSMTLS_CLIENT);
-    CHECK_MSG(hsmtls_config_add_ca(c, check_path("ca.pem")) == 0, hsmtls_config_error(c));
-    return c;
-}
-
-/* Moves every outgoing byte of one side into the other; returns the bytes moved. */
-static int move(hsmtls_conn *from, hsmtls_conn *to)
-{
-    char buf[4096];
-    int total = 0, n;
-    while ((n = hsmtls_conn_take(from, buf, sizeof buf)) > 0) {
-        CHECK(hsmtls_conn_feed(to, buf, (size_t)n) == n);
-        total += n;
-    }
-    return total;
-}
 
 /* Runs both handshakes in memory until both finish or one fails; returns the client's
  * last status (the server's in *srv). */
@@ -57,10 +28,10 @@ static int pump_handshake(hsmtls_conn *cli, hsmtls_conn *srv, int *srv_status, i
             rc = hsmtls_conn_handshake(cli);
         if (rc == HSMTLS_WANT_READ && saw_want_read)
             *saw_want_read = 1;
-        int moved = move(cli, srv);
+        int moved = check_move(cli, srv);
         if (rs != 0)
             rs = hsmtls_conn_handshake(srv);
-        moved += move(srv, cli);
+        moved += check_move(srv, cli);
         if ((rc == 0 && rs == 0) || rc == HSMTLS_ERROR || rs == HSMTLS_ERROR)
             break;
         if (!moved && rc != 0 && rc != HSMTLS_WANT_READ)
@@ -86,19 +57,19 @@ static void exchange(hsmtls_conn *from, hsmtls_conn *to, const char *msg)
 {
     char buf[256];
     CHECK(hsmtls_conn_write(from, msg, strlen(msg)) == (int)strlen(msg));
-    move(from, to);
+    check_move(from, to);
     int n = hsmtls_conn_read(to, buf, sizeof buf - 1);
     CHECK_MSG(n == (int)strlen(msg), hsmtls_conn_error_message(to));
     if (n > 0) {
         buf[n] = '\0';
         CHECK(strcmp(buf, msg) == 0);
     }
-    move(to, from); /* TLS 1.3 tickets and the like */
+    check_move(to, from); /* TLS 1.3 tickets and the like */
 }
 
 static void case_memory(void)
 {
-    hsmtls_config *sc = server_config("ec-p256"), *cc = client_config();
+    hsmtls_config *sc = check_server_config("ec-p256"), *cc = check_client_config();
     CHECK(hsmtls_config_set_alpn(sc, "h2,http/1.1") == 0);
     CHECK(hsmtls_config_set_alpn(cc, "http/1.1,h2") == 0);
     hsmtls_conn *cli, *srv;
@@ -134,7 +105,7 @@ static void case_memory(void)
     exchange(srv, cli, "hello client\n");
     /* pending: part of a record read, the rest waits decrypted */
     CHECK(hsmtls_conn_write(srv, "0123456789", 10) == 10);
-    move(srv, cli);
+    check_move(srv, cli);
     char buf[16];
     CHECK(hsmtls_conn_read(cli, buf, 4) == 4);
     CHECK(hsmtls_conn_pending(cli) == 6);
@@ -144,12 +115,12 @@ static void case_memory(void)
     /* shutdown: the client half-closes, the server still answers, then closes */
     CHECK(hsmtls_conn_shutdown(cli) == 0);
     CHECK(hsmtls_conn_shutdown_state(cli) == HSMTLS_SHUTDOWN_SENT);
-    move(cli, srv);
+    check_move(cli, srv);
     CHECK(hsmtls_conn_read(srv, buf, sizeof buf) == 0);
     CHECK(hsmtls_conn_shutdown_state(srv) == HSMTLS_SHUTDOWN_RECEIVED);
     CHECK(hsmtls_conn_write(srv, "bye", 3) == 3);
     CHECK(hsmtls_conn_shutdown(srv) == 0);
-    move(srv, cli);
+    check_move(srv, cli);
     CHECK(hsmtls_conn_read(cli, buf, sizeof buf) == 3);
     CHECK(hsmtls_conn_read(cli, buf, sizeof buf) == 0);
     CHECK(hsmtls_conn_shutdown_state(cli) == (HSMTLS_SHUTDOWN_SENT | HSMTLS_SHUTDOWN_RECEIVED));
@@ -206,7 +177,7 @@ static void case_nonblocking(void)
             int sv[2];
             CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
             CHECK(set_nonblocking(sv[0]) == 0 && set_nonblocking(sv[1]) == 0);
-            hsmtls_config *sc = server_config(labels[li]), *cc = client_config();
+            hsmtls_config *sc = check_server_config(labels[li]), *cc = check_client_config();
             CHECK(hsmtls_config_set_protocols(cc, versions[vi], versions[vi]) == 0);
             hsmtls_conn *cli = hsmtls_conn_new(cc), *srv = hsmtls_conn_new(sc);
             CHECK(hsmtls_conn_set_fd(cli, sv[0]) == 0 && hsmtls_conn_set_fd(srv, sv[1]) == 0);
@@ -293,7 +264,7 @@ static int has_error(hsmtls_conn *c, long code)
 
 static void case_verify(void)
 {
-    hsmtls_config *sc = server_config("rsa2048"), *cc = client_config();
+    hsmtls_config *sc = check_server_config("rsa2048"), *cc = check_client_config();
     hsmtls_conn *cli, *srv;
     int rs;
 
@@ -380,7 +351,7 @@ static void case_verify(void)
     CHECK_MSG(check_contains(hsmtls_conn_error_message(srv), "certificate"), hsmtls_conn_error_message(srv));
     hsmtls_conn_free(cli);
     hsmtls_conn_free(srv);
-    hsmtls_config *mc = client_config();
+    hsmtls_config *mc = check_client_config();
     CHECK(hsmtls_config_set_cert_key(mc, check_path("certs/client-p256.pem"), check_path("soft/client-p256.key")) == 0);
     pair(mc, ms, &cli, &srv, "localhost");
     CHECK_MSG(pump_handshake(cli, srv, &rs, NULL) == 0, hsmtls_conn_error_message(cli));
@@ -421,7 +392,7 @@ static void case_resume(void)
 {
     int versions[] = { HSMTLS_TLS1_2, HSMTLS_TLS1_3 };
     for (int vi = 0; vi < 2; vi++) {
-        hsmtls_config *sc = server_config("ec-p256"), *cc = client_config();
+        hsmtls_config *sc = check_server_config("ec-p256"), *cc = check_client_config();
         CHECK(hsmtls_config_set_protocols(cc, versions[vi], versions[vi]) == 0);
         hsmtls_conn *cli, *srv;
         int rs;
@@ -464,7 +435,7 @@ static void case_misc(void)
 {
     /* keylog, TLS 1.2 with a chosen cipher, config changes not reaching a live conn */
     struct keylog k = { 0 };
-    hsmtls_config *sc = server_config("rsa2048"), *cc = client_config();
+    hsmtls_config *sc = check_server_config("rsa2048"), *cc = check_client_config();
     CHECK(hsmtls_config_set_keylog_cb(cc, on_keylog, &k) == 0);
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_2, HSMTLS_TLS1_2) == 0);
     CHECK(hsmtls_config_set_ciphers(cc, "ECDHE-RSA-AES128-GCM-SHA256") == 0);
@@ -496,8 +467,8 @@ static void case_misc(void)
     hsmtls_conn_free(srv);
 
     /* backend options reach OpenSSL; a server that only speaks 1.2 against a 1.3 client */
-    sc = server_config("ec-p256");
-    cc = client_config();
+    sc = check_server_config("ec-p256");
+    cc = check_client_config();
     CHECK(hsmtls_config_set_backend_option(sc, "MaxProtocol", "TLSv1.2") == 0);
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_3, 0) == 0);
     pair(cc, sc, &cli, &srv, "localhost");
@@ -520,8 +491,8 @@ static void case_misc(void)
     CHECK(strcmp(hsmtls_status_name(HSMTLS_WANT_WRITE), "HSMTLS_WANT_WRITE") == 0);
 
     /* TLS 1.2 finite-field DHE works out of the box (RFC 7919 groups) */
-    sc = server_config("rsa2048");
-    cc = client_config();
+    sc = check_server_config("rsa2048");
+    cc = check_client_config();
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_2, HSMTLS_TLS1_2) == 0);
     CHECK(hsmtls_config_set_ciphers(cc, "DHE-RSA-AES128-GCM-SHA256") == 0);
     pair(cc, sc, &cli, &srv, "localhost");
@@ -545,8 +516,8 @@ static void case_misc(void)
 
     /* OCSP stapling: the bytes travel to a client that asks, in 1.2 and 1.3 */
     for (int v = HSMTLS_TLS1_2; v <= HSMTLS_TLS1_3; v++) {
-        sc = server_config("ec-p256");
-        cc = client_config();
+        sc = check_server_config("ec-p256");
+        cc = check_client_config();
         static const unsigned char resp[] = "stand-in for a DER OCSPResponse";
         CHECK(hsmtls_config_set_ocsp_response(cc, resp, sizeof resp) == HSMTLS_ERROR);
         CHECK(hsmtls_config_set_ocsp_response(sc, resp, sizeof resp) == 0);
@@ -569,8 +540,8 @@ static void case_misc(void)
     }
 
     /* exporters agree on both ends; key update; the ephemeral group; chosen group */
-    sc = server_config("ec-p256");
-    cc = client_config();
+    sc = check_server_config("ec-p256");
+    cc = check_client_config();
     CHECK(hsmtls_config_set_groups(cc, "P-384") == 0);
     pair(cc, sc, &cli, &srv, "localhost");
     unsigned char a[32], b[32];
@@ -609,7 +580,7 @@ static void case_misc(void)
     hsmtls_config_free(cc);
 
     /* server preference picks the server's first TLS 1.2 cipher */
-    cc = client_config();
+    cc = check_client_config();
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_2, HSMTLS_TLS1_2) == 0);
     CHECK(hsmtls_config_set_ciphers(cc, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305") == 0);
     CHECK(hsmtls_config_set_ciphers(sc, "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256") == 0);
@@ -635,7 +606,7 @@ static void case_misc(void)
  * accepts some, and resumes. */
 static void case_pause(void)
 {
-    hsmtls_config *sc = server_config("rsa2048"), *cc = client_config();
+    hsmtls_config *sc = check_server_config("rsa2048"), *cc = check_client_config();
     CHECK(hsmtls_config_set_interrupt_on_verify_error(sc, 1) == HSMTLS_ERROR);
     CHECK(hsmtls_config_set_interrupt_on_verify_error(cc, 1) == 0);
     CHECK(hsmtls_config_interrupt_on_verify_error(cc) == 1);
@@ -681,7 +652,7 @@ static void case_pause(void)
     hsmtls_config_free(u);
 
     /* accepted before the handshake (Qt's ignoreSslErrors(list)): no pause at all */
-    hsmtls_config *plain = client_config();
+    hsmtls_config *plain = check_client_config();
     pair(plain, sc, &cli, &srv, "wrong.example");
     CHECK(hsmtls_conn_ignore_verify_error(cli, X509_V_ERR_HOSTNAME_MISMATCH) == 0);
     CHECK(hsmtls_conn_ignore_verify_error(cli, X509_V_ERR_HOSTNAME_MISMATCH) == 0);
@@ -726,7 +697,7 @@ static void case_callbacks(void)
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     CHECK(set_nonblocking(sv[0]) == 0 && set_nonblocking(sv[1]) == 0);
     struct pipe_io a = { .fd = sv[0] }, b = { .fd = sv[1] };
-    hsmtls_config *sc = server_config("ed25519"), *cc = client_config();
+    hsmtls_config *sc = check_server_config("ed25519"), *cc = check_client_config();
     hsmtls_conn *cli = hsmtls_conn_new(cc), *srv = hsmtls_conn_new(sc);
     CHECK(hsmtls_conn_set_io(cli, cb_read, NULL, &a) == HSMTLS_ERROR);
     CHECK(hsmtls_conn_set_io(cli, cb_read, cb_write, &a) == 0);
@@ -854,8 +825,8 @@ static int pick(hsmtls_conn *conn, const char *name, hsmtls_config **use, void *
 
 static void case_sni(void)
 {
-    struct sni_table t = { .rsa = server_config("rsa2048") };
-    hsmtls_config *sc = server_config("ec-p256"), *cc = client_config();
+    struct sni_table t = { .rsa = check_server_config("rsa2048") };
+    hsmtls_config *sc = check_server_config("ec-p256"), *cc = check_client_config();
     CHECK(hsmtls_config_set_sni_cb(cc, pick, &t) == HSMTLS_ERROR);
     CHECK(hsmtls_config_set_sni_cb(sc, pick, &t) == 0);
     /* the names below are not in the certificates: check the chain, not the name */
@@ -880,7 +851,7 @@ static void case_sni(void)
     pair(cc, sc, &cli, &srv, "refuse.example");
     pump_handshake(cli, srv, &rs, NULL);
     CHECK(rs == HSMTLS_ERROR);
-    move(srv, cli); /* the alert */
+    check_move(srv, cli); /* the alert */
     CHECK(hsmtls_conn_handshake(cli) == HSMTLS_ERROR);
     CHECK_MSG(check_contains(hsmtls_conn_error_message(cli), "unrecognized name"), hsmtls_conn_error_message(cli));
     hsmtls_conn_free(cli);

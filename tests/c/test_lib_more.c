@@ -10,38 +10,11 @@
 #include <openssl/x509_vfy.h>
 
 #include "check.h"
+#include "lib_check.h"
 #include "hsmtls/config.h"
 #include "hsmtls/conn.h"
 
 static const char *crl_file;
-
-static hsmtls_config *server_config(const char *label)
-{
-    char cert[64], key[64];
-    snprintf(cert, sizeof cert, "certs/%s.pem", label);
-    snprintf(key, sizeof key, "soft/%s.key", label);
-    hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
-    CHECK_MSG(hsmtls_config_set_cert_key(s, check_path(cert), check_path(key)) == 0, hsmtls_config_error(s));
-    return s;
-}
-
-static hsmtls_config *client_config(void)
-{
-    hsmtls_config *c = hsmtls_config_new(HSMTLS_CLIENT);
-    CHECK_MSG(hsmtls_config_add_ca(c, check_path("ca.pem")) == 0, hsmtls_config_error(c));
-    return c;
-}
-
-static int move(hsmtls_conn *from, hsmtls_conn *to)
-{
-    char buf[4096];
-    int total = 0, n;
-    while ((n = hsmtls_conn_take(from, buf, sizeof buf)) > 0) {
-        CHECK(hsmtls_conn_feed(to, buf, (size_t)n) == n);
-        total += n;
-    }
-    return total;
-}
 
 static int pump_handshake(hsmtls_conn *cli, hsmtls_conn *srv, int *srv_status)
 {
@@ -49,10 +22,10 @@ static int pump_handshake(hsmtls_conn *cli, hsmtls_conn *srv, int *srv_status)
     for (int round = 0; round < 50; round++) {
         if (rc != 0)
             rc = hsmtls_conn_handshake(cli);
-        int moved = move(cli, srv);
+        int moved = check_move(cli, srv);
         if (rs != 0)
             rs = hsmtls_conn_handshake(srv);
-        moved += move(srv, cli);
+        moved += check_move(srv, cli);
         if ((rc == 0 && rs == 0) || rc == HSMTLS_ERROR || rs == HSMTLS_ERROR)
             break;
         if (!moved && rc != 0 && rs != 0)
@@ -80,10 +53,10 @@ static int exchange(hsmtls_conn *from, hsmtls_conn *to, const char *msg)
     for (int round = 0; round < 20 && (w < 0 || n < 0); round++) {
         if (w < 0)
             w = hsmtls_conn_write(from, msg, strlen(msg));
-        move(from, to);
+        check_move(from, to);
         if (n < 0)
             n = hsmtls_conn_read(to, buf, sizeof buf - 1);
-        move(to, from);
+        check_move(to, from);
         if (w == HSMTLS_ERROR || n == HSMTLS_ERROR)
             break;
     }
@@ -109,7 +82,7 @@ static void case_session(void)
 {
     int versions[] = { HSMTLS_TLS1_2, HSMTLS_TLS1_3 };
     for (int vi = 0; vi < 2; vi++) {
-        hsmtls_config *sc = server_config("ec-p256"), *cc = client_config();
+        hsmtls_config *sc = check_server_config("ec-p256"), *cc = check_client_config();
         CHECK(hsmtls_config_set_session_timeout(sc, 600) == 0);
         CHECK(hsmtls_config_set_protocols(cc, versions[vi], versions[vi]) == 0);
         hsmtls_conn *cli, *srv;
@@ -169,7 +142,7 @@ static void case_session(void)
 
 static void case_equal(void)
 {
-    hsmtls_config *a = server_config("ec-p256"), *b = server_config("ec-p256");
+    hsmtls_config *a = check_server_config("ec-p256"), *b = check_server_config("ec-p256");
     CHECK(hsmtls_config_equal(a, a) && hsmtls_config_equal(a, b));
     CHECK(!hsmtls_config_equal(a, NULL) && hsmtls_config_equal(NULL, NULL));
     hsmtls_config *c = hsmtls_config_copy(a);
@@ -260,8 +233,8 @@ static void case_crl(void)
     CHECK_MSG(crl_file != NULL, "usage: test_lib_more SANDBOX crl CRL_FILE");
     if (!crl_file)
         return;
-    hsmtls_config *revoked = server_config("rsa2048"), *good = server_config("ec-p256");
-    hsmtls_config *cc = client_config();
+    hsmtls_config *revoked = check_server_config("rsa2048"), *good = check_server_config("ec-p256");
+    hsmtls_config *cc = check_client_config();
     hsmtls_conn *cli, *srv;
     int rs;
     CHECK(hsmtls_config_add_crl(cc, check_path("ca.pem")) == HSMTLS_ERROR);
@@ -314,7 +287,7 @@ static void case_crl(void)
 
 static void case_clientca(void)
 {
-    hsmtls_config *sc = server_config("ec-p256"), *cc = client_config();
+    hsmtls_config *sc = check_server_config("ec-p256"), *cc = check_client_config();
     CHECK(hsmtls_config_add_client_ca(cc, check_path("ca.pem")) == HSMTLS_ERROR); /* servers only */
     CHECK(hsmtls_config_add_ca(sc, check_path("ca.pem")) == 0);
     CHECK(hsmtls_config_set_verify_mode(sc, HSMTLS_VERIFY_PEER) == 0);
@@ -357,7 +330,7 @@ static void case_clientca(void)
 
 static void case_pha(void)
 {
-    hsmtls_config *sc = server_config("ec-p256"), *cc = client_config();
+    hsmtls_config *sc = check_server_config("ec-p256"), *cc = check_client_config();
     CHECK(hsmtls_config_post_handshake_auth(sc) == 0);
     CHECK(hsmtls_config_add_ca(sc, check_path("ca.pem")) == 0);
     CHECK(hsmtls_config_set_verify_mode(sc, HSMTLS_VERIFY_PEER) == 0);
@@ -399,7 +372,7 @@ static void case_pha(void)
     both_free(cli, srv);
 
     /* a client that offers it but has no certificate: the server that requires one fails */
-    hsmtls_config *anon = client_config();
+    hsmtls_config *anon = check_client_config();
     CHECK(hsmtls_config_set_post_handshake_auth(anon, 1) == 0);
     pair(anon, sc, &cli, &srv);
     CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
@@ -417,7 +390,7 @@ static void case_pha(void)
 
 static void case_reneg(void)
 {
-    hsmtls_config *sc = server_config("rsa2048"), *cc = client_config();
+    hsmtls_config *sc = check_server_config("rsa2048"), *cc = check_client_config();
     CHECK(hsmtls_config_renegotiation(sc) == 0 && hsmtls_config_renegotiation(cc) == 0);
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_2, HSMTLS_TLS1_2) == 0);
     hsmtls_conn *cli, *srv;
@@ -437,9 +410,9 @@ static void case_reneg(void)
     CHECK_MSG(hsmtls_conn_renegotiate(cli) == 0, hsmtls_conn_error_message(cli));
     CHECK(hsmtls_conn_renegotiate_pending(cli));
     char buf[64];
-    move(cli, srv);
+    check_move(cli, srv);
     CHECK(hsmtls_conn_read(srv, buf, sizeof buf) == HSMTLS_WANT_READ); /* refuses, goes on */
-    move(srv, cli);
+    check_move(srv, cli);
     int r = hsmtls_conn_read(cli, buf, sizeof buf);
     CHECK(r == HSMTLS_ERROR);
     CHECK_MSG(check_contains(hsmtls_conn_error_message(cli), "renegotiation"), hsmtls_conn_error_message(cli));
