@@ -296,6 +296,18 @@ int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh)
     return 0;
 }
 
+void hsmtls_p11_tokens_each(void (*fn)(const hsmtls_p11_token *t, void *arg), void *arg)
+{
+    pthread_mutex_lock(&modules_lock);
+    for (hsmtls_p11_module *m = modules; m; m = m->next) {
+        pthread_mutex_lock(&m->lock);
+        for (size_t i = 0; i < m->ntokens; i++)
+            fn(m->tokens[i], arg);
+        pthread_mutex_unlock(&m->lock);
+    }
+    pthread_mutex_unlock(&modules_lock);
+}
+
 const char *hsmtls_p11_module_path(const hsmtls_p11_module *m) { return m->path; }
 const char *hsmtls_p11_module_name(const hsmtls_p11_module *m) { return m->name; }
 const CK_INFO *hsmtls_p11_module_info(const hsmtls_p11_module *m) { return &m->info; }

@@ -39,7 +39,12 @@ static CK_RV single_part(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *o
 
 static CK_RV sign_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
 {
-    return single_part(o, s, op, 0);
+    CK_RV rv = single_part(o, s, op, 0);
+    /* Counted here, after the token said yes: a failed or retried attempt made no
+     * signature, and a call without an output buffer only asks for the length. */
+    if (rv == CKR_OK && op->out)
+        atomic_fetch_add_explicit(&o->token->signatures, 1, memory_order_relaxed);
+    return rv;
 }
 
 static CK_RV decrypt_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)

@@ -55,6 +55,9 @@ struct hsmtls_p11_token {
     CK_TOKEN_INFO info;
     char label[33];               /* info.label without its padding */
     int present;
+    /* Successful C_Sign calls that produced a signature (length queries excluded), for
+     * hsmtls_p11_token_signatures: the demo and applications show what a token did. */
+    _Atomic unsigned long signatures;
 
     pthread_mutex_t lock;         /* guards everything below */
     unsigned generation;          /* fork generation of sessions, login and handles */

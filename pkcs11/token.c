@@ -103,6 +103,10 @@ CK_SLOT_ID hsmtls_p11_token_slot(const hsmtls_p11_token *t) { return t->slot; }
 const CK_SLOT_INFO *hsmtls_p11_token_slot_info(const hsmtls_p11_token *t) { return &t->slot_info; }
 const CK_TOKEN_INFO *hsmtls_p11_token_info(const hsmtls_p11_token *t) { return &t->info; }
 const char *hsmtls_p11_token_label(const hsmtls_p11_token *t) { return t->label; }
+unsigned long hsmtls_p11_token_signatures(const hsmtls_p11_token *t)
+{
+    return atomic_load_explicit(&t->signatures, memory_order_relaxed);
+}
 
 int hsmtls_p11_token_needs_login(const hsmtls_p11_token *t)
 {

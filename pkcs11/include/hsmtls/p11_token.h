@@ -72,6 +72,15 @@ int hsmtls_p11_token_login(hsmtls_p11_token *t, const hsmtls_p11_uri *uri,
 int hsmtls_p11_token_logged_in(hsmtls_p11_token *t);
 int hsmtls_p11_token_needs_login(const hsmtls_p11_token *t);
 
+/* Signatures the token made for this copy of the core since the process started:
+ * successful C_Sign calls that returned a signature (length queries and failures do not
+ * count). Counted per token, so two tokens with one label stay apart. */
+unsigned long hsmtls_p11_token_signatures(const hsmtls_p11_token *t);
+/* Calls fn for every token this copy of the core has seen in any loaded module, present
+ * or not, without asking the modules anything. fn runs under the core's locks: it must
+ * not call back into the core. */
+void hsmtls_p11_tokens_each(void (*fn)(const hsmtls_p11_token *t, void *arg), void *arg);
+
 /* Whether the token offers a mechanism (asks C_GetMechanismList each time: not for hot paths). */
 int hsmtls_p11_token_has_mechanism(hsmtls_p11_token *t, CK_MECHANISM_TYPE mech);
 
