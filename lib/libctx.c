@@ -50,22 +50,6 @@ static int is_dir(const char *p)
     return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-const char *hsmtls__provider_default_path(void)
-{
-    const char *env = getenv("HSMTLS_PROVIDER");
-    if (env && *env)
-        return env;
-#ifdef HSMTLS_PROVIDER_BUILD_PATH
-    if (is_file(HSMTLS_PROVIDER_BUILD_PATH))
-        return HSMTLS_PROVIDER_BUILD_PATH;
-#endif
-#ifdef HSMTLS_PROVIDER_INSTALL_PATH
-    return HSMTLS_PROVIDER_INSTALL_PATH;
-#else
-    return "hsmtls.so";
-#endif
-}
-
 int hsmtls__load_provider(const char *path, char *err)
 {
     if (!hsmtls__libctx(err))
