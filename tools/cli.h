@@ -30,5 +30,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_dtls_serve(int argc, char **argv);
 int cmd_dtls_connect(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

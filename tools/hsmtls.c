@@ -9,6 +9,7 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } verbs[] = {
+    { "demo", cmd_demo, "TLS and DTLS with keys on tokens, end to end (a SoftHSM2 sandbox by default)" },
     { "tokens", cmd_tokens, "list PKCS#11 modules, slots and tokens" },
     { "objects", cmd_objects, "list the keys and certificates a pkcs11: URI matches" },
     { "keyfile", cmd_keyfile, "write a key file that names a token key by URI" },
@@ -22,7 +23,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: hsmtls VERB [options] [arguments]\n\nverbs:\n");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        fprintf(out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(out, "  %-12s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(out, "\n'hsmtls VERB --help' tells more. HSMTLS_PKCS11_MODULE names the PKCS#11 module;\n"
                  "HSMTLS_DEBUG=1 traces every PKCS#11 call.\n");
 }
