@@ -92,7 +92,7 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
         *alert = SSL_AD_INTERNAL_ERROR;
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
-    SSL_CTX *other = hsmtls__config_ctx(use, NULL);
+    SSL_CTX *other = SSL_is_dtls(ssl) ? hsmtls__dtls_ctx(use, NULL) : hsmtls__config_ctx(use, NULL);
     if (!other || !SSL_set_SSL_CTX(ssl, other)) {
         SSL_CTX_free(other);
         *alert = SSL_AD_INTERNAL_ERROR;

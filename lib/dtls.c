@@ -113,7 +113,7 @@ static int to_dtls(hsmtls_config *cfg, SSL_CTX *ctx, char *err)
     return HSMTLS_OK;
 }
 
-static SSL_CTX *dtls_ctx(hsmtls_config *cfg, char *err)
+SSL_CTX *hsmtls__dtls_ctx(hsmtls_config *cfg, char *err)
 {
     SSL_CTX *tls = hsmtls__config_ctx(cfg, err);
     if (!tls)
@@ -152,7 +152,7 @@ hsmtls_dtls *hsmtls_dtls_new(hsmtls_config *cfg)
         hsmtls__fail(NULL, "hsmtls_dtls_new: out of memory");
         return NULL;
     }
-    SSL_CTX *ctx = dtls_ctx(cfg, d->err);
+    SSL_CTX *ctx = hsmtls__dtls_ctx(cfg, d->err);
     if (!ctx) {
         free(d);
         free(c);
@@ -184,7 +184,10 @@ hsmtls_dtls *hsmtls_dtls_new(hsmtls_config *cfg)
     c->psk_client = cfg->psk_client;
     c->psk_server = cfg->psk_server;
     c->psk_arg = cfg->psk_arg;
-    /* SNI switching moves to another config's TLS context: not for DTLS */
+    /* SNI switching: the config's callback picks a config, whose DTLS context the
+     * association moves to (config_build.c asks hsmtls__dtls_ctx for it) */
+    c->sni = cfg->sni;
+    c->sni_arg = cfg->sni_arg;
     d->conn = c;
     d->role = cfg->role;
     d->cookie = cfg->role == HSMTLS_SERVER && !cfg->dtls_cookie_off;
@@ -597,6 +600,40 @@ int hsmtls_dtls_cipher_bits(const hsmtls_dtls *d)
 }
 
 const char *hsmtls_dtls_summary(hsmtls_dtls *d) { return hsmtls_conn_summary(d->conn); }
+
+/* ---- resumption: hsmtls_conn's sessions, which are OpenSSL's and carry the version ---- */
+
+hsmtls_session *hsmtls_dtls_session(hsmtls_dtls *d)
+{
+    return d->state == HSMTLS_DTLS_COMPLETE || d->state == HSMTLS_DTLS_CLOSED ? hsmtls_conn_session(d->conn) : NULL;
+}
+
+int hsmtls_dtls_set_session(hsmtls_dtls *d, hsmtls_session *sess)
+{
+    if (started(d, "hsmtls_dtls_set_session") != HSMTLS_OK)
+        return HSMTLS_ERROR;
+    if (d->role != HSMTLS_CLIENT)
+        return hsmtls__fail(d->err, "hsmtls_dtls_set_session: only for clients");
+    if (!sess)
+        return hsmtls__fail(d->err, "hsmtls_dtls_set_session: no session");
+    /* OpenSSL would quietly start a new session instead of resuming a TLS one */
+    int v = hsmtls_session_version(sess);
+    if (v != DTLS1_2_VERSION && v != DTLS1_VERSION)
+        return hsmtls__fail(d->err, "hsmtls_dtls_set_session: a TLS session (version 0x%04x), not a DTLS one", v);
+    if (hsmtls_conn_set_session(d->conn, sess) != HSMTLS_OK)
+        return hsmtls__fail(d->err, "%s", hsmtls_conn_error_message(d->conn));
+    return HSMTLS_OK;
+}
+
+int hsmtls_dtls_session_reused(const hsmtls_dtls *d)
+{
+    return hsmtls_dtls_version(d) ? hsmtls_conn_session_reused(d->conn) : 0;
+}
+
+const char *hsmtls_dtls_server_name(const hsmtls_dtls *d)
+{
+    return hsmtls_conn_hostname(d->conn);
+}
 
 /* The config's DTLS switch (config.h): kept as "off" so a new config has it on. */
 int hsmtls_config_set_dtls_cookie_verification(hsmtls_config *cfg, int on)

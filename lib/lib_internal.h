@@ -129,6 +129,8 @@ SSL_CTX *hsmtls__config_build_new(hsmtls_config *cfg, char *err);
 /* Drops the built SSL_CTX after a change (live connections keep their reference). */
 void hsmtls__config_changed(hsmtls_config *cfg);
 /* Applies the cipher/group/SSL_CONF values to a scratch SSL_CTX, to check them early. */
+/* The config's DTLS context (a new reference, dtls.c), where SNI switches a DTLS SSL. */
+SSL_CTX *hsmtls__dtls_ctx(hsmtls_config *cfg, char *err);
 int hsmtls__config_apply_lists(const hsmtls_config *cfg, SSL_CTX *ctx, char *err);
 int hsmtls__config_effective_verify(const hsmtls_config *cfg);
 /* config_more.c: CRLs, client CA names, PHA, renegotiation into the SSL_CTX; copy; free */

@@ -2,7 +2,8 @@
  * exchange through hsmtls_dtls_verifier, the handshake datagram by datagram with the
  * MTU hint checked on every datagram, retransmission, data both ways, garbage,
  * truncated and replayed datagrams, close_notify, refused peer addresses, and
- * verification errors with ignore-and-resume.
+ * verification errors with ignore-and-resume; then test_dtls_sessions.c's (resumption,
+ * SNI, fd mode, getters).
  * usage: test_dtls SANDBOX_DIR [SERVER_KEY_REF]  (default: the soft ec-p256 key) */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,115 +15,20 @@
 #include <openssl/x509_vfy.h>
 
 #include "check.h"
+#include "dtls_check.h"
 #include "hsmtls/config.h"
 #include "hsmtls/dtls.h"
 #include "hsmtls/dtls_verifier.h"
 
-static const char *server_key;
-
-static struct sockaddr_in addr(const char *ip, unsigned port)
-{
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    inet_pton(AF_INET, ip, &a.sin_addr);
-    return a;
-}
-
-static unsigned largest;
-
-/* Moves every datagram from one side to the other (through handshake or read). */
-static int pump(hsmtls_dtls *from, hsmtls_dtls *to, int *status)
-{
-    unsigned char buf[HSMTLS_DTLS_MAX_DATAGRAM], out[2048];
-    int n, moved = 0;
-    while ((n = hsmtls_dtls_take(from, buf, sizeof buf)) > 0) {
-        if ((unsigned)n > largest)
-            largest = (unsigned)n;
-        moved++;
-        if (hsmtls_dtls_state(to) == HSMTLS_DTLS_COMPLETE)
-            hsmtls_dtls_read(to, buf, (size_t)n, out, sizeof out);
-        else
-            *status = hsmtls_dtls_handshake(to, buf, (size_t)n);
-    }
-    return moved;
-}
-
-static hsmtls_config *server_config(void)
-{
-    hsmtls_config *s = hsmtls_config_new(HSMTLS_SERVER);
-    CHECK_MSG(hsmtls_config_set_cert_key(s, check_path("certs/ec-p256.pem"), server_key) == 0, hsmtls_config_error(s));
-    CHECK(hsmtls_config_dtls_cookie_verification(s) == 1);
-    return s;
-}
-
-static hsmtls_config *client_config(int with_ca)
-{
-    hsmtls_config *c = hsmtls_config_new(HSMTLS_CLIENT);
-    if (with_ca)
-        CHECK_MSG(hsmtls_config_add_ca(c, check_path("ca.pem")) == 0, hsmtls_config_error(c));
-    return c;
-}
-
-/* Client hello, HelloVerifyRequest, verified ClientHello: returns the server made for it. */
-static hsmtls_dtls *cookie_exchange(hsmtls_dtls_verifier *v, hsmtls_config *scfg, hsmtls_dtls *cl,
-                                    struct sockaddr_in *caddr, int *sst)
-{
-    unsigned char ch[4096], hvr[300];
-    size_t hvr_len = 0;
-    CHECK(hsmtls_dtls_handshake(cl, NULL, 0) == HSMTLS_WANT_READ);
-    CHECK(hsmtls_dtls_state(cl) == HSMTLS_DTLS_IN_PROGRESS);
-    int n = hsmtls_dtls_take(cl, ch, sizeof ch);
-    CHECK(n > 0);
-    CHECK(hsmtls_dtls_verifier_check(v, ch, (size_t)n, (struct sockaddr *)caddr, sizeof *caddr, hvr, sizeof hvr,
-                                     &hvr_len) == 0);
-    CHECK(hvr_len > 0 && hvr_len <= (size_t)n);
-    /* the same ClientHello from another port gets another cookie; truncated gets nothing */
-    size_t none = 1;
-    CHECK(hsmtls_dtls_verifier_check(v, ch, (size_t)n / 2, (struct sockaddr *)caddr, sizeof *caddr, hvr,
-                                     sizeof hvr, &none) == 0 && none == 0);
-    CHECK(hsmtls_dtls_handshake(cl, hvr, hvr_len) == HSMTLS_WANT_READ);
-    n = hsmtls_dtls_take(cl, ch, sizeof ch);
-    CHECK(n > 0);
-    size_t rl = 1;
-    CHECK(hsmtls_dtls_verifier_check(v, ch, (size_t)n, (struct sockaddr *)caddr, sizeof *caddr, hvr, sizeof hvr,
-                                     &rl) == 1 && rl == 0);
-    struct sockaddr_in other = *caddr;
-    other.sin_port = htons(ntohs(caddr->sin_port) + 1);
-    CHECK(hsmtls_dtls_verifier_check(v, ch, (size_t)n, (struct sockaddr *)&other, sizeof other, hvr, sizeof hvr,
-                                     &rl) == 0 && rl > 0 && rl <= (size_t)n);
-    hsmtls_dtls *sv = hsmtls_dtls_new(scfg);
-    CHECK_MSG(sv != NULL, "server association");
-    CHECK(hsmtls_dtls_set_peer(sv, (struct sockaddr *)caddr, sizeof *caddr, NULL) == 0);
-    CHECK(hsmtls_dtls_use_verifier_secret(sv, v) == 0);
-    *sst = hsmtls_dtls_handshake(sv, ch, (size_t)n);
-    CHECK_MSG(*sst == HSMTLS_WANT_READ, hsmtls_dtls_error_message(sv));
-    return sv;
-}
-
-static int run_handshake(hsmtls_dtls *cl, hsmtls_dtls *sv, int *cst, int *sst)
-{
-    for (int round = 0; round < 50; round++) {
-        int moved = pump(sv, cl, cst) + pump(cl, sv, sst);
-        if (hsmtls_dtls_state(cl) == HSMTLS_DTLS_COMPLETE && hsmtls_dtls_state(sv) == HSMTLS_DTLS_COMPLETE &&
-            !hsmtls_dtls_outgoing(cl) && !hsmtls_dtls_outgoing(sv))
-            return 1;
-        if (!moved)
-            break;
-    }
-    return hsmtls_dtls_state(cl) == HSMTLS_DTLS_COMPLETE && hsmtls_dtls_state(sv) == HSMTLS_DTLS_COMPLETE;
-}
-
 static void test_full(void)
 {
-    hsmtls_config *scfg = server_config(), *ccfg = client_config(1);
+    hsmtls_config *scfg = dtls_server_config(), *ccfg = dtls_client_config(1);
     hsmtls_dtls_verifier *v = hsmtls_dtls_verifier_new();
     static const unsigned char secret[] = "a secret of our own";
     CHECK(hsmtls_dtls_verifier_set_secret(v, "SHA384", secret, sizeof secret) == 0);
     CHECK(hsmtls_dtls_verifier_set_secret(v, "NOPE", secret, sizeof secret) == HSMTLS_ERROR);
     CHECK(strcmp(hsmtls_dtls_verifier_digest(v), "SHA384") == 0);
-    struct sockaddr_in caddr = addr("127.0.0.1", 40000), saddr = addr("127.0.0.1", 4433);
+    struct sockaddr_in caddr = dtls_addr("127.0.0.1", 40000), saddr = dtls_addr("127.0.0.1", 4433);
 
     hsmtls_dtls *cl = hsmtls_dtls_new(ccfg);
     CHECK(cl != NULL);
@@ -132,10 +38,10 @@ static void test_full(void)
     CHECK(hsmtls_dtls_set_mtu_hint(cl, 400) == 0);
     CHECK(hsmtls_dtls_timeout_ms(cl) == -1);
     int cst = 0, sst = 0;
-    hsmtls_dtls *sv = cookie_exchange(v, scfg, cl, &caddr, &sst);
+    hsmtls_dtls *sv = dtls_cookie_exchange(v, scfg, cl, &caddr, &sst);
     CHECK(hsmtls_dtls_set_mtu_hint(sv, 400) == HSMTLS_ERROR); /* too late: started */
-    largest = 0;
-    CHECK_MSG(run_handshake(cl, sv, &cst, &sst), hsmtls_dtls_error_message(sv));
+    dtls_largest = 0;
+    CHECK_MSG(dtls_run_handshake(cl, sv, &cst, &sst), hsmtls_dtls_error_message(sv));
     CHECK_MSG(cst == 0, hsmtls_dtls_error_message(cl));
     CHECK(strcmp(hsmtls_dtls_version(cl), "DTLSv1.2") == 0);
     CHECK(hsmtls_dtls_version_number(sv) == 0xFEFD);
@@ -180,15 +86,15 @@ static void test_full(void)
 
 static void test_mtu_and_timeouts(void)
 {
-    hsmtls_config *scfg = server_config(), *ccfg = client_config(1);
+    hsmtls_config *scfg = dtls_server_config(), *ccfg = dtls_client_config(1);
     hsmtls_dtls_verifier *v = hsmtls_dtls_verifier_new();
-    struct sockaddr_in caddr = addr("127.0.0.1", 40001);
+    struct sockaddr_in caddr = dtls_addr("127.0.0.1", 40001);
     hsmtls_dtls *cl = hsmtls_dtls_new(ccfg);
     CHECK(hsmtls_dtls_set_peer_address(cl, "127.0.0.1", 4433, "localhost") == 0);
     CHECK(hsmtls_dtls_set_mtu_hint(cl, 300) == 0);
     CHECK(hsmtls_dtls_set_retransmit_timeout(cl, 20) == 0);
     int cst = 0, sst = 0;
-    hsmtls_dtls *sv = cookie_exchange(v, scfg, cl, &caddr, &sst);
+    hsmtls_dtls *sv = dtls_cookie_exchange(v, scfg, cl, &caddr, &sst);
     hsmtls_dtls_free(sv);
     /* the server's association is gone: the client's timer runs and retransmits */
     long t = hsmtls_dtls_timeout_ms(cl);
@@ -223,10 +129,10 @@ static void test_mtu_and_timeouts(void)
         CHECK(hsmtls_dtls_set_mtu_hint(sv, 300) == 0);
         CHECK(hsmtls_dtls_handshake(sv, ch, (size_t)n) == HSMTLS_WANT_READ);
     }
-    largest = 0;
-    CHECK_MSG(run_handshake(cl, sv, &cst, &sst), hsmtls_dtls_error_message(cl));
-    CHECK(largest > 0 && largest <= 300);
-    printf("# largest handshake datagram with MTU hint 300: %u\n", largest);
+    dtls_largest = 0;
+    CHECK_MSG(dtls_run_handshake(cl, sv, &cst, &sst), hsmtls_dtls_error_message(cl));
+    CHECK(dtls_largest > 0 && dtls_largest <= 300);
+    printf("# largest handshake datagram with MTU hint 300: %u\n", dtls_largest);
     hsmtls_dtls_free(cl);
     hsmtls_dtls_free(sv);
     hsmtls_dtls_verifier_free(v);
@@ -236,7 +142,7 @@ static void test_mtu_and_timeouts(void)
 
 static void test_peers_refused(void)
 {
-    hsmtls_config *ccfg = client_config(1);
+    hsmtls_config *ccfg = dtls_client_config(1);
     hsmtls_dtls *cl = hsmtls_dtls_new(ccfg);
     const char *bad[] = { "0.0.0.0", "224.0.0.1", "239.255.255.250", "255.255.255.255", "::", "ff02::1",
                           "::ffff:224.0.0.1", "not-an-address" };
@@ -251,7 +157,7 @@ static void test_peers_refused(void)
     CHECK(hsmtls_dtls_shutdown(cl) == HSMTLS_ERROR);
     hsmtls_dtls_free(cl);
     /* a server starts from a ClientHello, and cookie checks need the peer's address */
-    hsmtls_config *scfg = server_config();
+    hsmtls_config *scfg = dtls_server_config();
     hsmtls_dtls *sv = hsmtls_dtls_new(scfg);
     CHECK(hsmtls_dtls_handshake(sv, NULL, 0) == HSMTLS_ERROR);
     CHECK(hsmtls_dtls_handshake(sv, "x", 1) == HSMTLS_ERROR);
@@ -266,11 +172,11 @@ static void test_peers_refused(void)
  * resumed (Qt's ignoreVerificationErrors + resumeHandshake). */
 static void test_verify(void)
 {
-    hsmtls_config *scfg = server_config();
+    hsmtls_config *scfg = dtls_server_config();
     CHECK(hsmtls_config_set_dtls_cookie_verification(scfg, 0) == 0);
     CHECK(hsmtls_config_dtls_cookie_verification(scfg) == 0);
     for (int pause = 0; pause < 2; pause++) {
-        hsmtls_config *ccfg = client_config(0);
+        hsmtls_config *ccfg = dtls_client_config(0);
         hsmtls_config_use_default_ca(ccfg, 0);
         if (pause)
             CHECK(hsmtls_config_set_interrupt_on_verify_error(ccfg, 1) == 0);
@@ -278,7 +184,7 @@ static void test_verify(void)
         CHECK(hsmtls_dtls_set_peer_address(cl, "127.0.0.1", 4433, "localhost") == 0);
         int cst = hsmtls_dtls_handshake(cl, NULL, 0), sst = 0;
         CHECK(cst == HSMTLS_WANT_READ);
-        run_handshake(cl, sv, &cst, &sst);
+        dtls_run_handshake(cl, sv, &cst, &sst);
         if (!pause) {
             CHECK(cst == HSMTLS_ERROR && hsmtls_dtls_state(cl) == HSMTLS_DTLS_FAILED);
             CHECK(strstr(hsmtls_dtls_error_message(cl), "local issuer") != NULL);
@@ -295,7 +201,7 @@ static void test_verify(void)
             }
             cst = hsmtls_dtls_resume_handshake(cl);
             CHECK_MSG(cst == HSMTLS_WANT_READ || cst == 0, hsmtls_dtls_error_message(cl));
-            CHECK(run_handshake(cl, sv, &cst, &sst));
+            CHECK(dtls_run_handshake(cl, sv, &cst, &sst));
             CHECK(!hsmtls_conn_peer_verified(c));
         }
         hsmtls_dtls_free(cl);
@@ -335,7 +241,7 @@ static void test_psk(void)
     if (cl && sv) {
         CHECK(hsmtls_dtls_set_peer_address(cl, "127.0.0.1", 4433, "localhost") == 0);
         int cst = hsmtls_dtls_handshake(cl, NULL, 0), sst = 0;
-        CHECK_MSG(run_handshake(cl, sv, &cst, &sst), hsmtls_dtls_error_message(sv));
+        CHECK_MSG(dtls_run_handshake(cl, sv, &cst, &sst), hsmtls_dtls_error_message(sv));
         CHECK(hsmtls_dtls_cipher(cl) && strcmp(hsmtls_dtls_cipher(cl), "PSK-AES128-GCM-SHA256") == 0);
         const char *id = hsmtls_conn_psk_identity(hsmtls_dtls_conn(sv));
         CHECK(id && strcmp(id, "dtls-client") == 0);
@@ -353,12 +259,16 @@ int main(int argc, char **argv)
         return 2;
     }
     check_set_dir(argv[1]);
-    server_key = strdup(argc > 2 ? argv[2] : check_path("soft/ec-p256.key"));
+    dtls_server_key = strdup(argc > 2 ? argv[2] : check_path("soft/ec-p256.key"));
     test_peers_refused();
     test_full();
     test_mtu_and_timeouts();
     test_verify();
     test_psk();
-    free((char *)server_key);
+    test_dtls_resume();
+    test_dtls_sni();
+    test_dtls_fd_mode();
+    test_dtls_getters();
+    free((char *)dtls_server_key);
     return check_finish();
 }

@@ -126,6 +126,21 @@ int hsmtls_dtls_version_number(const hsmtls_dtls *dtls);     /* 0xFEFD */
 const char *hsmtls_dtls_cipher(const hsmtls_dtls *dtls);
 int hsmtls_dtls_cipher_bits(const hsmtls_dtls *dtls);
 const char *hsmtls_dtls_summary(hsmtls_dtls *dtls);
+/* Resumption (hsmtls_session from hsmtls/conn.h; hsmtls_session_save/load keep it as
+ * bytes). Client: the session to resume later (NULL until the handshake is complete;
+ * a new reference: hsmtls_session_free it), and, before the handshake of a new
+ * association, the session to offer (a DTLS one; the server may still choose a full
+ * handshake). Both sides: 1 when the handshake resumed a session. */
+hsmtls_session *hsmtls_dtls_session(hsmtls_dtls *dtls);
+int hsmtls_dtls_set_session(hsmtls_dtls *dtls, hsmtls_session *sess);
+int hsmtls_dtls_session_reused(const hsmtls_dtls *dtls);
+/* SNI. A client sends its verification name (hsmtls_dtls_set_peer) as the server name
+ * unless it is an IP address. A server's config callback (hsmtls_config_set_sni_cb,
+ * handed hsmtls_dtls_conn()) may switch the association to another server config by
+ * that name, as for TLS. This returns the name: the client's verification name, or
+ * what the client asked the server for (NULL when none). */
+const char *hsmtls_dtls_server_name(const hsmtls_dtls *dtls);
+
 /* The association's TLS side, for hsmtls_conn's getters (verification errors, peer
  * chain, exporter, PSK identity...) and what the config's callbacks are handed. Never
  * for hsmtls_conn I/O calls. */
