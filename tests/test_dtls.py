@@ -389,3 +389,128 @@ def test_other_server_keys(sandbox, tmp_path, label, source):
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == f"{label}\n"
         assert f"OU={label}" in proc.stderr and "verified" in proc.stderr
+
+
+# ---- resumption ----
+
+def other(source):
+    return "token" if source == "file" else "file"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_resume_ours_both_ways(sandbox, tmp_path, source):
+    """The first association keeps its session, the second resumes it (both ends say
+    so), a third without it does not."""
+    sess = tmp_path / "sess.der"
+    args = ["--ca", ca(sandbox), "--servername", "localhost"]
+    with dtls_serve(sandbox, tmp_path, "ec-p256", source=source) as (port, _, log):
+        first = dtls_connect(sandbox, port, *args, "--sess-out", sess)
+        second = dtls_connect(sandbox, port, *args, "--sess-in", sess, data="again\n")
+        third = dtls_connect(sandbox, port, *args)
+    assert first.returncode == 0 and "new session" in first.stderr, first.stderr
+    assert "session kept in" in first.stderr and sess.stat().st_size > 50, first.stderr
+    assert second.returncode == 0 and second.stdout == "again\n", second.stderr
+    assert "resumed session" in second.stderr and "verified" in second.stderr, second.stderr
+    assert third.returncode == 0 and "new session" in third.stderr, third.stderr
+    assert log().count("resumed session") == 1 and log().count("new session") == 2, log()
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_resume_openssl_server(sandbox, tmp_path, source):
+    # without -listen s_server (3.0) takes a second client from another port
+    sess = tmp_path / "sess.der"
+    port = peers.free_port()
+    key = key_ref(sandbox, "ec-p256", source, pin=False)
+    server = subprocess.Popen(
+        f"(sleep 1; echo from-openssl; sleep 8) | openssl s_server -dtls1_2 -accept 127.0.0.1:{port} "
+        f"-key '{key}' -cert {cert(sandbox, 'ec-p256')} -naccept 2 -quiet",
+        shell=True, env=sandbox.env_for("openssl"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.8)
+        args = ["--ca", ca(sandbox), "--servername", "localhost", "--linger", "1"]
+        first = dtls_connect(sandbox, port, *args, "--sess-out", sess, data="first\n")
+        second = dtls_connect(sandbox, port, *args, "--sess-in", sess, data="second\n")
+    finally:
+        out, _ = server.communicate(timeout=30)
+    assert first.returncode == 0 and "new session" in first.stderr, first.stderr
+    assert second.returncode == 0 and "resumed session" in second.stderr, second.stderr
+    assert "first" in out and "second" in out, out
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_resume_openssl_client(sandbox, tmp_path, source):
+    sess = tmp_path / "sess.pem"
+    with dtls_serve(sandbox, tmp_path, "ec-p256", source=source) as (port, _, log):
+        def s_client(*extra):
+            proc = sandbox.run("openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}",
+                               "-CAfile", ca(sandbox), "-verify_return_error", "-servername", "localhost",
+                               *extra, input="hello\n", timeout=60)
+            assert "Verify return code: 0 (ok)" in proc.stdout, proc.stdout + proc.stderr
+            return proc.stdout
+        first = s_client("-sess_out", sess)
+        second = s_client("-sess_in", sess)
+        deadline = time.monotonic() + 10
+        while log().count("closed") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert "\nNew, " in first and "\nReused, " in second, (first, second)
+    assert log().count("resumed session") == 1, log()
+
+
+def test_resume_refuses_a_tls_session(sandbox, tmp_path):
+    """A TLS session file offered to DTLS: named as such, not silently a new session."""
+    sess = tmp_path / "tls.der"
+    tls_port = peers.free_port()
+    args = peers.openssl_server_args(tls_port, sandbox.dir / "soft" / "ec-p256.key", cert(sandbox, "ec-p256"),
+                                     "-rev")
+    with peers.serving(args, sandbox, tls_port):
+        proc = sandbox.hsmtls("connect", f"127.0.0.1:{tls_port}", "--ca", ca(sandbox), "--servername",
+                              "localhost", "--tls1_2", "--sess-out", sess, input="x\n")
+    assert proc.returncode == 0 and sess.exists(), proc.stderr
+    proc = dtls_connect(sandbox, peers.free_port(), "--ca", ca(sandbox), "--sess-in", sess, data="")
+    assert proc.returncode == 1 and "a TLS session" in proc.stderr, proc.stderr
+
+
+# ---- SNI: the client's name, and the server switching configs by it ----
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_sni_switching(sandbox, tmp_path, source):
+    """The default pair's key from one source, the rsa.example pair's from the other."""
+    sni = f"rsa.example:{cert(sandbox, 'rsa2048')}:{key_ref(sandbox, 'rsa2048', other(source))}"
+    with dtls_serve(sandbox, tmp_path, "ec-p256", "--sni", sni, source=source) as (port, _, log):
+        def s_client_subject(name):
+            proc = sandbox.run("openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}",
+                               "-servername", name, "-CAfile", ca(sandbox), "-verify_return_error",
+                               "-verify_hostname", "localhost", input="hello\n", timeout=60)
+            assert "Verify return code: 0 (ok)" in proc.stdout, proc.stdout + proc.stderr
+            return next(line for line in proc.stdout.splitlines() if line.startswith("subject="))
+        assert "OU = rsa2048" in s_client_subject("rsa.example")
+        assert "OU = rsa2048" in s_client_subject("RSA.example")
+        assert "OU = ec-p256" in s_client_subject("localhost")
+        assert "OU = ec-p256" in s_client_subject("unknown.example")
+        # ours: the name is sent and, with checks on, held against the certificate
+        checked = dtls_connect(sandbox, port, "--ca", ca(sandbox), "--servername", "rsa.example", "--timeout", "10")
+        unchecked = dtls_connect(sandbox, port, "--ca", ca(sandbox), "--servername", "rsa.example", "--no-verify",
+                                 data="switched\n")
+        default = dtls_connect(sandbox, port, "--ca", ca(sandbox), "--servername", "localhost", data="default\n")
+        by_address = dtls_connect(sandbox, port, "--ca", ca(sandbox), data="no name\n")
+    assert checked.returncode == 1 and "hostname mismatch" in checked.stderr, checked.stderr
+    assert "OU=rsa2048" in checked.stderr
+    assert unchecked.returncode == 0 and unchecked.stdout == "switched\n", unchecked.stderr
+    assert "OU=rsa2048" in unchecked.stderr and "NOT verified" in unchecked.stderr
+    assert default.returncode == 0 and "OU=ec-p256" in default.stderr and "verified" in default.stderr
+    assert by_address.returncode == 0 and "OU=ec-p256" in by_address.stderr, by_address.stderr
+    text = log()
+    assert "SNI rsa.example: certificate CN=localhost,OU=rsa2048" in text, text
+    assert ("in a file" if source == "token" else "on a token") in text.split("SNI rsa.example: ")[1]
+    assert text.count("SNI rsa.example\n") == 2 and "SNI RSA.example\n" in text, text
+    # an IP address is no server name: none was sent
+    assert text.count("; SNI ") == 6, text
+
+
+def test_sni_bad_argument(sandbox):
+    args = ["dtls-serve", "--port", str(peers.free_port()), "--cert", cert(sandbox, "ec-p256"),
+            "--key", sandbox.dir / "soft" / "ec-p256.key", "--sni"]
+    proc = sandbox.hsmtls(*args, "only-a-name")
+    assert proc.returncode == 2 and "expected NAME:CERT:KEY" in proc.stderr, proc.stderr
+    proc = sandbox.hsmtls(*args, f"x.example:{cert(sandbox, 'rsa2048')}:{sandbox.dir / 'soft' / 'ec-p256.key'}")
+    assert proc.returncode == 1 and "does not match the certificate" in proc.stderr, proc.stderr

@@ -2,6 +2,7 @@
 #ifndef HSMTLS_CLI_H
 #define HSMTLS_CLI_H
 
+#include "hsmtls/conn.h"
 #include "hsmtls/p11_object.h"
 
 /* Exit codes: 0 done, 1 the operation failed, 2 the command line was wrong. */
@@ -22,6 +23,60 @@ hsmtls_p11_lookup cli_lookup(const struct cli_options *opt);
 int cli_fail(const char *what);
 /* Bytes as lowercase hex, in a static buffer (truncated past 64 bytes). */
 const char *cli_hex(const unsigned char *p, size_t len);
+
+/* ---- the TLS and DTLS verbs (serve, connect, dtls-serve, dtls-connect) ---- */
+#define CLI_MAX_SNI 16
+
+/* The options they share. Servers: --port --bind --cert --key --ca --verify-client
+ * --pin-source --naccept --sni NAME:CERT:KEY; clients: HOST:PORT --cert --key --ca
+ * --servername --no-verify --pin-source --sess-in --sess-out. */
+struct cli_tls {
+    enum hsmtls_role role;
+    const char *verb;              /* "serve", in messages */
+    const char *target;            /* client: HOST:PORT */
+    const char *port, *bind, *naccept_text;
+    long naccept;                  /* -1 (set it so): no limit */
+    const char *cert, *key, *ca, *pin_source, *servername, *sess_in, *sess_out;
+    int verify_client, no_verify;
+    const char *sni[CLI_MAX_SNI];
+    int n_sni;
+};
+/* Takes argv[*i] (and its value, moving *i) when it is one of those options: 1 when
+ * taken, 0 when not one of them, -1 after printing an error. */
+int cli_tls_option(struct cli_tls *o, int argc, char **argv, int *i);
+/* The combinations the options need (server: --port --cert --key; client: HOST:PORT;
+ * --cert with --key; --verify-client with --ca): CLI_OK, or CLI_USAGE after printing. */
+int cli_tls_check(const struct cli_tls *o, const char *usage);
+/* Applies the shared options to cfg with this certificate and key (NULL: none): PIN
+ * source, CAs, the server's client-certificate policy, the client's --no-verify.
+ * 0, or -1 with hsmtls_config_error(cfg). */
+int cli_tls_setup(const struct cli_tls *o, hsmtls_config *cfg, const char *cert, const char *key);
+/* Prints the config's error (cfg NULL: the thread's), with a hint for a missing PIN. */
+void cli_config_error(const char *verb, const hsmtls_config *cfg);
+/* "hsmtls VERB: WHATcertificate SUBJECT, private key on a token: REF". */
+void cli_describe_key(const char *verb, const char *what, const hsmtls_config *cfg);
+/* Splits "host:port" or "[v6]:port" in place; 0 or -1. */
+int cli_split_target(char *target, char **host, char **port);
+/* Monotonic seconds. */
+double cli_now(void);
+/* A session file (DER) read, NULL after printing why; a session written, 0 or -1 after
+ * printing why (the session stays the caller's). */
+hsmtls_session *cli_session_read(const char *verb, const char *file);
+int cli_session_write(const char *verb, hsmtls_session *s, const char *file);
+
+/* The --sni configs: each gets the shared options (and extra's, when given) with its
+ * own pair, and main's SNI callback picks one by name (TLS and DTLS alike). Returns
+ * CLI_OK, CLI_USAGE or CLI_FAILED after printing; cli_sni_free in every case. */
+struct cli_sni {
+    struct {
+        char *name;
+        hsmtls_config *cfg;
+    } v[CLI_MAX_SNI];
+    int n;
+};
+int cli_sni_setup(struct cli_sni *t, const struct cli_tls *o, hsmtls_config *main_cfg,
+                  int (*extra)(hsmtls_config *cfg, void *arg), void *arg);
+void cli_sni_free(struct cli_sni *t);
 
 int cmd_tokens(int argc, char **argv);
 int cmd_objects(int argc, char **argv);

@@ -30,23 +30,6 @@ static const char usage[] =
     "  --ocsp asks the server to staple an OCSP response and prints what it says.\n"
     "  --crl checks the server's certificate against that CRL (PEM or DER).";
 
-/* Splits "host:port", "[v6]:port"; returns 0 or -1. */
-static int split_target(char *target, char **host, char **port)
-{
-    char *colon = strrchr(target, ':');
-    if (!colon || colon == target || !colon[1])
-        return -1;
-    *colon = '\0';
-    *port = colon + 1;
-    *host = target;
-    size_t n = strlen(target);
-    if (target[0] == '[' && n > 2 && target[n - 1] == ']') {
-        target[n - 1] = '\0';
-        *host = target + 1;
-    }
-    return 0;
-}
-
 static int dial(const char *host, const char *port)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
@@ -91,10 +74,7 @@ static void print_summary(hsmtls_conn *conn, const hsmtls_config *cfg, const cha
     if (hsmtls_config_key_location(cfg) == HSMTLS_LOC_NONE)
         fprintf(stderr, "hsmtls connect: no client certificate\n");
     else
-        fprintf(stderr, "hsmtls connect: client certificate %s, private key %s: %s\n",
-                hsmtls_config_cert_subject(cfg),
-                hsmtls_config_key_location(cfg) == HSMTLS_LOC_TOKEN ? "on a token" : "in a file",
-                hsmtls_config_key_ref(cfg));
+        cli_describe_key("connect", "client ", cfg);
 }
 
 static void print_verify_errors(hsmtls_conn *conn)
@@ -198,62 +178,12 @@ static void print_ocsp(hsmtls_conn *conn)
     OCSP_RESPONSE_free(resp);
 }
 
-static hsmtls_session *read_session(const char *file)
+/* What only connect has: ALPN, one protocol version, OCSP, a CRL. */
+static int setup_extra(hsmtls_config *cfg, const char *alpn, int version, int ocsp, const char *crl)
 {
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        fprintf(stderr, "hsmtls connect: %s: %s\n", file, strerror(errno));
-        return NULL;
-    }
-    unsigned char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    hsmtls_session *s = hsmtls_session_load(buf, n);
-    if (!s)
-        fprintf(stderr, "hsmtls connect: %s: %s\n", file, hsmtls_error_message());
-    return s;
-}
-
-static int write_session(hsmtls_conn *conn, const char *file)
-{
-    hsmtls_session *s = hsmtls_conn_session(conn);
-    if (!s) {
-        fprintf(stderr, "hsmtls connect: no session to keep in %s (the server gave none)\n", file);
-        return -1;
-    }
-    int n = hsmtls_session_save(s, NULL, 0);
-    unsigned char *buf = n > 0 ? malloc((size_t)n) : NULL;
-    int ok = buf && hsmtls_session_save(s, buf, (size_t)n) == n;
-    FILE *f = ok ? fopen(file, "wb") : NULL;
-    ok = f && fwrite(buf, 1, (size_t)n, f) == (size_t)n;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    if (!ok)
-        fprintf(stderr, "hsmtls connect: cannot keep the session in %s: %s\n", file,
-                f ? strerror(errno) : hsmtls_error_message());
-    else
-        fprintf(stderr, "hsmtls connect: session kept in %s (%s, ticket lifetime %lu s)\n", file,
-                hsmtls_session_has_ticket(s) ? "with a ticket" : "no ticket",
-                hsmtls_session_ticket_lifetime_hint(s));
-    free(buf);
-    hsmtls_session_free(s);
-    return ok ? 0 : -1;
-}
-
-static int setup(hsmtls_config *cfg, const char *ca, const char *cert, const char *key, const char *alpn,
-                 int version, int no_verify, const char *pin_source, int ocsp, const char *crl)
-{
-    if (pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK)
-        return -1;
-    if (ca && hsmtls_config_add_ca(cfg, ca) != HSMTLS_OK)
-        return -1;
-    if (cert && hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK)
-        return -1;
     if (alpn && hsmtls_config_set_alpn(cfg, alpn) != HSMTLS_OK)
         return -1;
     if (version && hsmtls_config_set_protocols(cfg, version, version) != HSMTLS_OK)
-        return -1;
-    if (no_verify && hsmtls_config_set_verify_mode(cfg, HSMTLS_VERIFY_QUERY) != HSMTLS_OK)
         return -1;
     if (ocsp && hsmtls_config_set_ocsp_request(cfg, 1) != HSMTLS_OK)
         return -1;
@@ -265,12 +195,16 @@ static int setup(hsmtls_config *cfg, const char *ca, const char *cert, const cha
 
 int cmd_connect(int argc, char **argv)
 {
-    char *target = NULL;
-    const char *ca = NULL, *cert = NULL, *key = NULL, *servername = NULL, *alpn = NULL, *pin_source = NULL;
-    const char *sess_in = NULL, *sess_out = NULL, *crl = NULL;
-    int version = 0, no_verify = 0, ocsp = 0;
+    struct cli_tls o = { .role = HSMTLS_CLIENT, .verb = "connect" };
+    const char *alpn = NULL, *crl = NULL;
+    int version = 0, ocsp = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int taken = cli_tls_option(&o, argc, argv, &i);
+        if (taken < 0)
+            return CLI_USAGE;
+        if (taken)
+            continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: %s\n", usage);
             return CLI_OK;
@@ -278,42 +212,25 @@ int cmd_connect(int argc, char **argv)
             version = HSMTLS_TLS1_2;
         else if (strcmp(a, "--tls1_3") == 0)
             version = HSMTLS_TLS1_3;
-        else if (strcmp(a, "--no-verify") == 0)
-            no_verify = 1;
         else if (strcmp(a, "--ocsp") == 0)
             ocsp = 1;
-        else if (a[0] != '-' && !target)
-            target = argv[i];
         else if (!v)
             goto bad;
-        else if (strcmp(a, "--ca") == 0)
-            ca = argv[++i];
-        else if (strcmp(a, "--cert") == 0)
-            cert = argv[++i];
-        else if (strcmp(a, "--key") == 0)
-            key = argv[++i];
-        else if (strcmp(a, "--servername") == 0)
-            servername = argv[++i];
         else if (strcmp(a, "--alpn") == 0)
             alpn = argv[++i];
-        else if (strcmp(a, "--pin-source") == 0)
-            pin_source = argv[++i];
-        else if (strcmp(a, "--sess-in") == 0)
-            sess_in = argv[++i];
-        else if (strcmp(a, "--sess-out") == 0)
-            sess_out = argv[++i];
         else if (strcmp(a, "--crl") == 0)
             crl = argv[++i];
         else
             goto bad;
     }
+    int checked = cli_tls_check(&o, usage);
+    if (checked != CLI_OK)
+        return checked;
     char *host, *port;
-    if (!target || !!cert != !!key)
-        goto bad;
-    char *t = strdup(target);
-    if (!t || split_target(t, &host, &port) != 0) {
+    char *t = strdup(o.target);
+    if (!t || cli_split_target(t, &host, &port) != 0) {
         free(t);
-        fprintf(stderr, "hsmtls connect: \"%s\" is not HOST:PORT\n", target);
+        fprintf(stderr, "hsmtls connect: \"%s\" is not HOST:PORT\n", o.target);
         return CLI_USAGE;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -324,10 +241,8 @@ int cmd_connect(int argc, char **argv)
         fprintf(stderr, "hsmtls connect: %s\n", hsmtls_error_message());
         goto out;
     }
-    if (setup(cfg, ca, cert, key, alpn, version, no_verify, pin_source, ocsp, crl) != 0) {
-        fprintf(stderr, "hsmtls connect: %s\n", hsmtls_config_error(cfg));
-        if (strstr(hsmtls_config_error(cfg), "no PIN/passphrase callback"))
-            fprintf(stderr, "hsmtls connect: give it with --pin-source FILE (or pin-value= in a pkcs11: URI)\n");
+    if (cli_tls_setup(&o, cfg, o.cert, o.key) != 0 || setup_extra(cfg, alpn, version, ocsp, crl) != 0) {
+        cli_config_error("connect", cfg);
         goto out;
     }
     if ((fd = dial(host, port)) < 0)
@@ -337,12 +252,12 @@ int cmd_connect(int argc, char **argv)
         goto out;
     }
     if (hsmtls_conn_set_fd(conn, fd) != HSMTLS_OK ||
-        hsmtls_conn_set_hostname(conn, servername ? servername : host) != HSMTLS_OK) {
+        hsmtls_conn_set_hostname(conn, o.servername ? o.servername : host) != HSMTLS_OK) {
         fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
         goto out;
     }
-    if (sess_in) {
-        hsmtls_session *s = read_session(sess_in);
+    if (o.sess_in) {
+        hsmtls_session *s = cli_session_read("connect", o.sess_in);
         int bad = !s || hsmtls_conn_set_session(conn, s) != HSMTLS_OK;
         if (s && bad)
             fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
@@ -367,8 +282,12 @@ int cmd_connect(int argc, char **argv)
         goto out;
     }
     rc = relay(conn, fd);
-    if (rc == CLI_OK && sess_out && write_session(conn, sess_out) != 0)
-        rc = CLI_FAILED;
+    if (rc == CLI_OK && o.sess_out) {
+        hsmtls_session *s = hsmtls_conn_session(conn);
+        if (cli_session_write("connect", s, o.sess_out) != 0)
+            rc = CLI_FAILED;
+        hsmtls_session_free(s);
+    }
 out:
     hsmtls_conn_free(conn);
     hsmtls_config_free(cfg);

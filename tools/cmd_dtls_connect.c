@@ -20,34 +20,12 @@
 
 static const char usage[] =
     "hsmtls dtls-connect HOST:PORT [--ca FILE] [--cert CERT --key KEY] [--servername NAME]\n"
-    "       [--no-verify] [--pin-source FILE] [--mtu N] [--timeout S] [--linger S]\n"
-    "  Verifies the server against --ca (else the system CAs) and HOST (or NAME); CERT and\n"
-    "  KEY (paths or pkcs11: URIs) answer a server that asks for a client certificate.";
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int split(char *target, char **host, char **port)
-{
-    char *colon = strrchr(target, ':');
-    if (!colon || colon == target || !colon[1])
-        return -1;
-    *colon = '\0';
-    *port = colon + 1;
-    *host = target;
-    if (**host == '[') {
-        size_t n = strlen(*host);
-        if (n < 3 || (*host)[n - 1] != ']')
-            return -1;
-        (*host)[n - 1] = '\0';
-        (*host)++;
-    }
-    return 0;
-}
+    "       [--no-verify] [--pin-source FILE] [--sess-in FILE] [--sess-out FILE] [--mtu N]\n"
+    "       [--timeout S] [--linger S]\n"
+    "  Verifies the server against --ca (else the system CAs) and HOST (or NAME), which is\n"
+    "  also sent as the server name unless it is an IP address; CERT and KEY (paths or\n"
+    "  pkcs11: URIs) answer a server that asks for a client certificate. --sess-out keeps\n"
+    "  the session (DER) for a later --sess-in to resume.";
 
 /* The datagrams waiting on the socket: through the handshake or printed. Returns the
  * replies printed, -1 when the association ended, -2 when the peer's host said that
@@ -79,34 +57,23 @@ static int receive(int fd, hsmtls_dtls *d, unsigned char *dg, unsigned char *pla
 
 int cmd_dtls_connect(int argc, char **argv)
 {
-    const char *ca = NULL, *cert = NULL, *key = NULL, *servername = NULL, *pin_source = NULL;
-    char *target = NULL;
-    int no_verify = 0;
+    struct cli_tls o = { .role = HSMTLS_CLIENT, .verb = "dtls-connect" };
     unsigned mtu = 0;
     double timeout = 30, linger = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int taken = cli_tls_option(&o, argc, argv, &i);
+        if (taken < 0)
+            return CLI_USAGE;
+        if (taken)
+            continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             puts(usage);
             return CLI_OK;
-        } else if (strcmp(a, "--no-verify") == 0) {
-            no_verify = 1;
-        } else if (a[0] != '-') {
-            target = argv[i];
         } else if (i + 1 >= argc) {
             fprintf(stderr, "hsmtls dtls-connect: %s: unknown option or missing value\n%s\n", a, usage);
             return CLI_USAGE;
-        } else if (strcmp(a, "--ca") == 0)
-            ca = argv[++i];
-        else if (strcmp(a, "--cert") == 0)
-            cert = argv[++i];
-        else if (strcmp(a, "--key") == 0)
-            key = argv[++i];
-        else if (strcmp(a, "--servername") == 0)
-            servername = argv[++i];
-        else if (strcmp(a, "--pin-source") == 0)
-            pin_source = argv[++i];
-        else if (strcmp(a, "--mtu") == 0)
+        } else if (strcmp(a, "--mtu") == 0)
             mtu = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (strcmp(a, "--timeout") == 0)
             timeout = atof(argv[++i]);
@@ -117,8 +84,12 @@ int cmd_dtls_connect(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    char *host, *port;
-    if (!target || split(target, &host, &port) != 0 || (!cert) != (!key) || timeout <= 0 || linger < 0) {
+    int checked = cli_tls_check(&o, usage);
+    if (checked != CLI_OK)
+        return checked;
+    char target[1024], *host, *port;
+    snprintf(target, sizeof target, "%s", o.target);
+    if (cli_split_target(target, &host, &port) != 0 || timeout <= 0 || linger < 0) {
         fprintf(stderr, "%s\n", usage);
         return CLI_USAGE;
     }
@@ -138,11 +109,8 @@ int cmd_dtls_connect(int argc, char **argv)
         fprintf(stderr, "hsmtls dtls-connect: out of memory\n");
         goto out;
     }
-    if ((pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK) ||
-        (ca && hsmtls_config_add_ca(cfg, ca) != HSMTLS_OK) ||
-        (cert && hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK) ||
-        (no_verify && hsmtls_config_set_verify_mode(cfg, HSMTLS_VERIFY_QUERY) != HSMTLS_OK)) {
-        fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_config_error(cfg));
+    if (cli_tls_setup(&o, cfg, o.cert, o.key) != 0) {
+        cli_config_error("dtls-connect", cfg);
         goto out;
     }
     d = hsmtls_dtls_new(cfg);
@@ -150,10 +118,19 @@ int cmd_dtls_connect(int argc, char **argv)
         fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_error_message());
         goto out;
     }
-    if (hsmtls_dtls_set_peer(d, res->ai_addr, res->ai_addrlen, servername ? servername : host) != HSMTLS_OK ||
+    if (hsmtls_dtls_set_peer(d, res->ai_addr, res->ai_addrlen, o.servername ? o.servername : host) != HSMTLS_OK ||
         (mtu && hsmtls_dtls_set_mtu_hint(d, mtu) != HSMTLS_OK)) {
         fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_error_message(d));
         goto out;
+    }
+    if (o.sess_in) {
+        hsmtls_session *s = cli_session_read("dtls-connect", o.sess_in);
+        int bad = !s || hsmtls_dtls_set_session(d, s) != HSMTLS_OK;
+        if (s && bad)
+            fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_error_message(d));
+        hsmtls_session_free(s);
+        if (bad)
+            goto out;
     }
     fd = socket(res->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
@@ -161,11 +138,11 @@ int cmd_dtls_connect(int argc, char **argv)
         goto out;
     }
     hsmtls_dtls_set_fd(d, fd);
-    double deadline = now() + timeout;
+    double deadline = cli_now() + timeout;
     int refused = 0;
     int r = hsmtls_dtls_handshake(d, NULL, 0);
     while (r == HSMTLS_WANT_READ || hsmtls_dtls_state(d) == HSMTLS_DTLS_IN_PROGRESS) {
-        double left = deadline - now();
+        double left = deadline - cli_now();
         if (left <= 0) {
             fprintf(stderr, "hsmtls dtls-connect: %s port %s: no handshake after %g s\n", host, port, timeout);
             goto out;
@@ -196,12 +173,19 @@ int cmd_dtls_connect(int argc, char **argv)
         goto out;
     }
     fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_summary(d));
+    if (o.sess_out) { /* DTLS 1.2: the session is whole once the handshake is */
+        hsmtls_session *s = hsmtls_dtls_session(d);
+        int kept = cli_session_write("dtls-connect", s, o.sess_out);
+        hsmtls_session_free(s);
+        if (kept != 0)
+            goto out;
+    }
 
     long sent = 0, replies = 0;
     int stdin_open = 1, ended = 0;
-    double last = now();
+    double last = cli_now();
     while (!ended) {
-        double t = now();
+        double t = cli_now();
         if (t >= deadline) {
             fprintf(stderr, "hsmtls dtls-connect: timed out after %g s\n", timeout);
             break;
@@ -230,20 +214,20 @@ int cmd_dtls_connect(int argc, char **argv)
                     fprintf(stderr, "hsmtls dtls-connect: the server closed the association\n");
             } else if (got > 0) {
                 replies += got;
-                last = now();
+                last = cli_now();
             }
         }
         if (stdin_open && (p[1].revents & (POLLIN | POLLHUP))) {
             ssize_t n = getline(&line, &line_cap, stdin);
             if (n <= 0) {
                 stdin_open = 0;
-                last = now();
+                last = cli_now();
             } else if (hsmtls_dtls_write(d, line, (size_t)n > 16384 ? 16384 : (size_t)n) < 0) {
                 fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_error_message(d));
                 break;
             } else {
                 sent++;
-                last = now();
+                last = cli_now();
             }
         }
     }

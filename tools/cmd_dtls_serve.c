@@ -26,10 +26,11 @@
 
 static const char usage[] =
     "hsmtls dtls-serve --port N --cert CERT --key KEY [--bind ADDR] [--ca FILE] [--verify-client]\n"
-    "       [--pin-source FILE] [--mtu N] [--max-peers N] [--handshake-timeout S] [--idle-timeout S]\n"
-    "       [--naccept N] [--no-cookie]\n"
+    "       [--pin-source FILE] [--sni NAME:CERT:KEY]... [--mtu N] [--max-peers N]\n"
+    "       [--handshake-timeout S] [--idle-timeout S] [--naccept N] [--no-cookie]\n"
     "  CERT and KEY are paths or pkcs11: URIs. --ca trusts those CAs for client certificates\n"
     "  without requiring one; --verify-client requires one. --bind defaults to 127.0.0.1.\n"
+    "  --sni answers a client asking for NAME with that certificate and key (others get CERT).\n"
     "  --naccept N ends once N handshakes completed and those peers closed or went idle.";
 
 struct peer {
@@ -47,13 +48,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int bind_on(const char *host, const char *port, char *shown, size_t shown_size)
@@ -113,8 +107,9 @@ static void handshake_step(struct peer *p, const void *dg, size_t len)
     if (r == HSMTLS_OK && !p->done) {
         p->done = 1;
         n_handshakes++;
-        fprintf(stderr, "hsmtls dtls-serve: peer %u %s: %s\n", p->id, hsmtls_dtls_peer(p->dtls),
-                hsmtls_dtls_summary(p->dtls));
+        const char *sni = hsmtls_dtls_server_name(p->dtls);
+        fprintf(stderr, "hsmtls dtls-serve: peer %u %s: %s%s%s\n", p->id, hsmtls_dtls_peer(p->dtls),
+                hsmtls_dtls_summary(p->dtls), sni ? "; SNI " : "", sni ? sni : "");
     } else if (r != HSMTLS_OK && r != HSMTLS_WANT_READ) {
         n_failed++;
         char why[1100];
@@ -123,38 +118,46 @@ static void handshake_step(struct peer *p, const void *dg, size_t len)
     }
 }
 
+static int setup_cookie(hsmtls_config *cfg, void *arg)
+{
+    return hsmtls_config_set_dtls_cookie_verification(cfg, *(const int *)arg) == HSMTLS_OK ? 0 : -1;
+}
+
+/* A first association checks a config (key, certificate, token login) now, not at the
+ * first client. */
+static int probe(hsmtls_config *cfg)
+{
+    hsmtls_dtls *d = hsmtls_dtls_new(cfg);
+    if (!d) {
+        fprintf(stderr, "hsmtls dtls-serve: %s\n", hsmtls_error_message());
+        return -1;
+    }
+    hsmtls_dtls_free(d);
+    return 0;
+}
+
 int cmd_dtls_serve(int argc, char **argv)
 {
-    const char *port = NULL, *cert = NULL, *key = NULL, *ca = NULL, *bind_addr = "127.0.0.1", *pin_source = NULL;
-    int verify_client = 0, max_peers = 64, cookie = 1;
+    struct cli_tls o = { .role = HSMTLS_SERVER, .verb = "dtls-serve", .bind = "127.0.0.1", .naccept = 0 };
+    int max_peers = 64, cookie = 1;
     unsigned mtu = 0;
     double hs_timeout = 10, idle_timeout = 120;
-    long naccept = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int taken = cli_tls_option(&o, argc, argv, &i);
+        if (taken < 0)
+            return CLI_USAGE;
+        if (taken)
+            continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             puts(usage);
             return CLI_OK;
-        } else if (strcmp(a, "--verify-client") == 0) {
-            verify_client = 1;
         } else if (strcmp(a, "--no-cookie") == 0) {
             cookie = 0;
         } else if (i + 1 >= argc) {
             fprintf(stderr, "hsmtls dtls-serve: %s: unknown option or missing value\n%s\n", a, usage);
             return CLI_USAGE;
-        } else if (strcmp(a, "--port") == 0)
-            port = argv[++i];
-        else if (strcmp(a, "--cert") == 0)
-            cert = argv[++i];
-        else if (strcmp(a, "--key") == 0)
-            key = argv[++i];
-        else if (strcmp(a, "--ca") == 0)
-            ca = argv[++i];
-        else if (strcmp(a, "--bind") == 0)
-            bind_addr = argv[++i];
-        else if (strcmp(a, "--pin-source") == 0)
-            pin_source = argv[++i];
-        else if (strcmp(a, "--mtu") == 0)
+        } else if (strcmp(a, "--mtu") == 0)
             mtu = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (strcmp(a, "--max-peers") == 0)
             max_peers = atoi(argv[++i]);
@@ -162,52 +165,42 @@ int cmd_dtls_serve(int argc, char **argv)
             hs_timeout = atof(argv[++i]);
         else if (strcmp(a, "--idle-timeout") == 0)
             idle_timeout = atof(argv[++i]);
-        else if (strcmp(a, "--naccept") == 0)
-            naccept = atol(argv[++i]);
         else {
             fprintf(stderr, "hsmtls dtls-serve: unknown option %s\n%s\n", a, usage);
             return CLI_USAGE;
         }
     }
-    if (!port || !cert || !key || max_peers < 1 || hs_timeout <= 0 || idle_timeout <= 0) {
+    int checked = cli_tls_check(&o, usage);
+    if (checked != CLI_OK)
+        return checked;
+    if (max_peers < 1 || hs_timeout <= 0 || idle_timeout <= 0) {
         fprintf(stderr, "%s\n", usage);
         return CLI_USAGE;
     }
-    if (verify_client && !ca) {
-        fprintf(stderr, "hsmtls dtls-serve: --verify-client needs --ca FILE\n");
-        return CLI_USAGE;
-    }
+    const char *port = o.port;
+    long naccept = o.naccept;
+    struct cli_sni sni = { .n = 0 };
     hsmtls_config *cfg = hsmtls_config_new(HSMTLS_SERVER);
-    if (!cfg) {
-        fprintf(stderr, "hsmtls dtls-serve: %s\n", hsmtls_error_message());
-        return CLI_FAILED;
-    }
-    int bad = (pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK) ||
-              hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK ||
-              (ca && hsmtls_config_add_ca(cfg, ca) != HSMTLS_OK) ||
-              hsmtls_config_set_verify_mode(cfg, ca ? HSMTLS_VERIFY_PEER : HSMTLS_VERIFY_NONE) != HSMTLS_OK ||
-              hsmtls_config_set_peer_cert_required(cfg, verify_client) != HSMTLS_OK ||
-              hsmtls_config_set_dtls_cookie_verification(cfg, cookie) != HSMTLS_OK;
-    if (bad) {
-        fprintf(stderr, "hsmtls dtls-serve: %s\n", hsmtls_config_error(cfg));
+    if (!cfg || cli_tls_setup(&o, cfg, o.cert, o.key) != 0 || setup_cookie(cfg, &cookie) != 0) {
+        cli_config_error("dtls-serve", cfg);
         hsmtls_config_free(cfg);
         return CLI_FAILED;
     }
-    /* A first association checks the config (key, certificate, token login) now, not
-     * at the first client. */
-    hsmtls_dtls *probe = hsmtls_dtls_new(cfg);
-    if (!probe) {
-        fprintf(stderr, "hsmtls dtls-serve: %s\n", hsmtls_error_message());
+    int rc = cli_sni_setup(&sni, &o, cfg, setup_cookie, &cookie);
+    for (int i = 0; rc == CLI_OK && i < sni.n; i++)
+        if (probe(sni.v[i].cfg) != 0)
+            rc = CLI_FAILED;
+    if (rc != CLI_OK || probe(cfg) != 0) {
+        cli_sni_free(&sni);
         hsmtls_config_free(cfg);
-        return CLI_FAILED;
+        return rc != CLI_OK ? rc : CLI_FAILED;
     }
-    hsmtls_dtls_free(probe);
+    cli_describe_key("dtls-serve", "", cfg);
     hsmtls_dtls_verifier *verifier = hsmtls_dtls_verifier_new();
     struct peer *peers = calloc((size_t)max_peers, sizeof *peers);
     unsigned char *dg = malloc(HSMTLS_DTLS_MAX_DATAGRAM), *plain = malloc(HSMTLS_DTLS_MAX_DATAGRAM);
     char shown[128] = "";
-    int fd = verifier && peers && dg && plain ? bind_on(bind_addr, port, shown, sizeof shown) : -1;
-    int rc = CLI_OK;
+    int fd = verifier && peers && dg && plain ? bind_on(o.bind, port, shown, sizeof shown) : -1;
     if (fd < 0) {
         rc = CLI_FAILED;
         goto out;
@@ -223,7 +216,7 @@ int cmd_dtls_serve(int argc, char **argv)
 
     while (!stopping) {
         /* the nearest retransmission, handshake deadline or idle end */
-        double t = now(), wait = 1.0;
+        double t = cli_now(), wait = 1.0;
         int live = 0;
         for (int i = 0; i < max_peers; i++) {
             struct peer *p = &peers[i];
@@ -248,7 +241,7 @@ int cmd_dtls_serve(int argc, char **argv)
             rc = CLI_FAILED;
             break;
         }
-        t = now();
+        t = cli_now();
         for (int i = 0; i < max_peers; i++) {
             struct peer *p = &peers[i];
             if (!p->dtls)
@@ -257,6 +250,8 @@ int cmd_dtls_serve(int argc, char **argv)
                 n_timedout++;
                 drop(p, "handshake timed out: the peer went away");
             } else if (p->done && t >= p->last + idle_timeout) {
+                if (hsmtls_dtls_state(p->dtls) == HSMTLS_DTLS_COMPLETE)
+                    hsmtls_dtls_shutdown(p->dtls); /* its session stays resumable */
                 drop(p, "idle: freed");
             } else if (hsmtls_dtls_timeout_ms(p->dtls) == 0 && hsmtls_dtls_handle_timeout(p->dtls) < 0) {
                 n_timedout++;
@@ -273,7 +268,7 @@ int cmd_dtls_serve(int argc, char **argv)
                 break;
             struct peer *p = find(peers, max_peers, &from, flen);
             if (p) {
-                p->last = now();
+                p->last = cli_now();
                 if (!p->done) {
                     handshake_step(p, dg, (size_t)n);
                     if (p->dtls && p->done)
@@ -333,7 +328,7 @@ int cmd_dtls_serve(int argc, char **argv)
             memcpy(&p->addr, &from, flen);
             p->addr_len = flen;
             p->id = next_id++;
-            p->started = p->last = now();
+            p->started = p->last = cli_now();
             handshake_step(p, dg, (size_t)n);
             if (p->dtls && p->done)
                 accepted++;
@@ -356,5 +351,6 @@ out:
     free(plain);
     hsmtls_dtls_verifier_free(verifier);
     hsmtls_config_free(cfg);
+    cli_sni_free(&sni);
     return rc;
 }

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,8 +26,6 @@ static const char usage[] =
     "  without requiring one; --verify-client requires one. --naccept N ends after N connections.\n"
     "  --sni answers a client asking for NAME with that certificate and key (others get CERT).\n"
     "  --ocsp-response staples that DER OCSP response for clients that ask.";
-
-#define MAX_SNI 16
 
 #define LINE_MAX_BYTES 65536
 
@@ -191,61 +188,6 @@ static int step(struct client *c)
     }
 }
 
-/* --sni NAME:CERT:KEY; CERT and KEY may be pkcs11: or file: URIs, whose scheme's colon
- * does not separate. Returns 0 and points into arg (changed in place). */
-static int split_sni(char *arg, char **name, char **cert, char **key)
-{
-    char *c = strchr(arg, ':');
-    if (!c || c == arg)
-        return -1;
-    *c++ = '\0';
-    *name = arg;
-    *cert = c;
-    if (strncmp(c, "pkcs11:", 7) == 0)
-        c += 7;
-    else if (strncmp(c, "file:", 5) == 0)
-        c += 5;
-    c = strchr(c, ':');
-    if (!c || c == *cert || !c[1])
-        return -1;
-    *c++ = '\0';
-    *key = c;
-    return 0;
-}
-
-struct sni_entry {
-    const char *name;
-    hsmtls_config *cfg;
-};
-
-struct sni_table {
-    struct sni_entry v[MAX_SNI];
-    int n;
-};
-
-/* The name a client asked for picks its certificate and key; other names (or none)
- * get the default ones. */
-static int pick_by_name(hsmtls_conn *conn, const char *name, hsmtls_config **use, void *arg)
-{
-    (void)conn;
-    const struct sni_table *t = arg;
-    for (int i = 0; name && i < t->n; i++)
-        if (strcasecmp(name, t->v[i].name) == 0) {
-            *use = t->v[i].cfg;
-            return 0;
-        }
-    return 0;
-}
-
-static void free_sni(struct sni_table *t)
-{
-    for (int j = 0; j < t->n; j++) {
-        free((char *)t->v[j].name);
-        hsmtls_config_free(t->v[j].cfg);
-    }
-    t->n = 0;
-}
-
 static int read_file(const char *file, unsigned char **data, size_t *len)
 {
     FILE *f = fopen(file, "rb");
@@ -278,128 +220,75 @@ static int read_file(const char *file, unsigned char **data, size_t *len)
     return 0;
 }
 
-static void describe(const hsmtls_config *cfg)
-{
-    fprintf(stderr, "hsmtls serve: certificate %s (%s: %s)\n", hsmtls_config_cert_subject(cfg),
-            hsmtls_location_name(hsmtls_config_cert_location(cfg)), hsmtls_config_cert_ref(cfg));
-    fprintf(stderr, "hsmtls serve: private key %s: %s\n",
-            hsmtls_config_key_location(cfg) == HSMTLS_LOC_TOKEN ? "on a token" : "in a file",
-            hsmtls_config_key_ref(cfg));
-}
+/* What --alpn and --tls1_x add to each config (the main one and every --sni one). */
+struct serve_extra {
+    const char *alpn;
+    int version;
+};
 
-static int setup(hsmtls_config *cfg, const char *cert, const char *key, const char *ca, int verify_client,
-                 const char *alpn, int version, const char *pin_source)
+static int setup_extra(hsmtls_config *cfg, void *arg)
 {
-    if (pin_source && hsmtls_config_set_pin_source(cfg, pin_source) != HSMTLS_OK)
+    const struct serve_extra *x = arg;
+    if (x->alpn && hsmtls_config_set_alpn(cfg, x->alpn) != HSMTLS_OK)
         return -1;
-    if (hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK)
-        return -1;
-    if (ca && hsmtls_config_add_ca(cfg, ca) != HSMTLS_OK)
-        return -1;
-    if (hsmtls_config_set_verify_mode(cfg, ca ? HSMTLS_VERIFY_PEER : HSMTLS_VERIFY_NONE) != HSMTLS_OK ||
-        hsmtls_config_set_peer_cert_required(cfg, verify_client) != HSMTLS_OK)
-        return -1;
-    if (alpn && hsmtls_config_set_alpn(cfg, alpn) != HSMTLS_OK)
-        return -1;
-    if (version && hsmtls_config_set_protocols(cfg, version, version) != HSMTLS_OK)
+    if (x->version && hsmtls_config_set_protocols(cfg, x->version, x->version) != HSMTLS_OK)
         return -1;
     return 0;
 }
 
 int cmd_serve(int argc, char **argv)
 {
-    const char *port = NULL, *cert = NULL, *key = NULL, *ca = NULL, *alpn = NULL, *bind_addr = NULL;
-    const char *pin_source = NULL, *ocsp_file = NULL;
-    char *sni_args[MAX_SNI];
-    int n_sni = 0;
-    struct sni_table sni = { .n = 0 };
-    int verify_client = 0, version = 0;
-    long max_clients = 256, naccept = -1;
+    struct cli_tls o = { .role = HSMTLS_SERVER, .verb = "serve", .naccept = -1 };
+    struct serve_extra x = { 0 };
+    const char *ocsp_file = NULL;
+    struct cli_sni sni = { .n = 0 };
+    long max_clients = 256;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int taken = cli_tls_option(&o, argc, argv, &i);
+        if (taken < 0)
+            return CLI_USAGE;
+        if (taken)
+            continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: %s\n", usage);
             return CLI_OK;
-        } else if (strcmp(a, "--verify-client") == 0)
-            verify_client = 1;
-        else if (strcmp(a, "--tls1_2") == 0)
-            version = HSMTLS_TLS1_2;
+        } else if (strcmp(a, "--tls1_2") == 0)
+            x.version = HSMTLS_TLS1_2;
         else if (strcmp(a, "--tls1_3") == 0)
-            version = HSMTLS_TLS1_3;
+            x.version = HSMTLS_TLS1_3;
         else if (!v)
             goto bad;
-        else if (strcmp(a, "--port") == 0)
-            port = argv[++i];
-        else if (strcmp(a, "--cert") == 0)
-            cert = argv[++i];
-        else if (strcmp(a, "--key") == 0)
-            key = argv[++i];
-        else if (strcmp(a, "--ca") == 0)
-            ca = argv[++i];
         else if (strcmp(a, "--alpn") == 0)
-            alpn = argv[++i];
-        else if (strcmp(a, "--bind") == 0)
-            bind_addr = argv[++i];
-        else if (strcmp(a, "--pin-source") == 0)
-            pin_source = argv[++i];
+            x.alpn = argv[++i];
         else if (strcmp(a, "--max-clients") == 0)
             max_clients = strtol(argv[++i], NULL, 10);
-        else if (strcmp(a, "--naccept") == 0)
-            naccept = strtol(argv[++i], NULL, 10);
         else if (strcmp(a, "--ocsp-response") == 0)
             ocsp_file = argv[++i];
-        else if (strcmp(a, "--sni") == 0) {
-            if (n_sni == MAX_SNI) {
-                fprintf(stderr, "hsmtls serve: at most %d --sni\n", MAX_SNI);
-                return CLI_USAGE;
-            }
-            sni_args[n_sni++] = argv[++i];
-        } else
+        else
             goto bad;
     }
-    if (!port || !cert || !key || max_clients < 1 || max_clients > 10000)
+    if (max_clients < 1 || max_clients > 10000)
         goto bad;
-    if (verify_client && !ca) {
-        fprintf(stderr, "hsmtls serve: --verify-client needs --ca FILE (the CAs client certificates must chain to)\n");
-        return CLI_USAGE;
-    }
+    int checked = cli_tls_check(&o, usage);
+    if (checked != CLI_OK)
+        return checked;
+    long naccept = o.naccept;
 
     hsmtls_config *cfg = hsmtls_config_new(HSMTLS_SERVER);
-    if (!cfg) {
-        fprintf(stderr, "hsmtls serve: %s\n", hsmtls_error_message());
-        return CLI_FAILED;
+    if (!cfg || cli_tls_setup(&o, cfg, o.cert, o.key) != 0 || setup_extra(cfg, &x) != 0) {
+        cli_config_error("serve", cfg);
+        goto early_exit;
+    }
+    /* Each --sni name gets a config of its own with the same settings but its pair. */
+    int sni_rc = cli_sni_setup(&sni, &o, cfg, setup_extra, &x);
+    if (sni_rc != CLI_OK) {
+        cli_sni_free(&sni);
+        hsmtls_config_free(cfg);
+        return sni_rc;
     }
     hsmtls_config *bad_cfg = NULL;
-    if (setup(cfg, cert, key, ca, verify_client, alpn, version, pin_source) != 0)
-        bad_cfg = cfg;
-    /* Each --sni name gets a config of its own with the same settings but its pair. */
-    for (int i = 0; !bad_cfg && i < n_sni; i++) {
-        char *copy = strdup(sni_args[i]), *name, *scert, *skey;
-        if (!copy || split_sni(copy, &name, &scert, &skey) != 0) {
-            fprintf(stderr, "hsmtls serve: --sni %s: expected NAME:CERT:KEY\n", sni_args[i]);
-            free(copy);
-            free_sni(&sni);
-            hsmtls_config_free(cfg);
-            return CLI_USAGE;
-        }
-        hsmtls_config *sc = hsmtls_config_new(HSMTLS_SERVER);
-        sni.v[sni.n].name = copy; /* name is at its start */
-        sni.v[sni.n].cfg = sc;
-        sni.n++;
-        if (!sc) {
-            fprintf(stderr, "hsmtls serve: %s\n", hsmtls_error_message());
-            bad_cfg = cfg;
-        } else if (setup(sc, scert, skey, ca, verify_client, alpn, version, pin_source) != 0)
-            bad_cfg = sc;
-        else
-            fprintf(stderr, "hsmtls serve: SNI %s: certificate %s, private key %s: %s\n", name,
-                    hsmtls_config_cert_subject(sc),
-                    hsmtls_config_key_location(sc) == HSMTLS_LOC_TOKEN ? "on a token" : "in a file",
-                    hsmtls_config_key_ref(sc));
-    }
-    if (!bad_cfg && sni.n && hsmtls_config_set_sni_cb(cfg, pick_by_name, &sni) != HSMTLS_OK)
-        bad_cfg = cfg;
-    if (!bad_cfg && ocsp_file) {
+    if (ocsp_file) {
         unsigned char *der = NULL;
         size_t der_len = 0;
         if (read_file(ocsp_file, &der, &der_len) != 0)
@@ -413,19 +302,17 @@ int cmd_serve(int argc, char **argv)
             bad_cfg = cfg;
     }
     if (bad_cfg) {
-        fprintf(stderr, "hsmtls serve: %s\n", hsmtls_config_error(bad_cfg));
-        if (strstr(hsmtls_config_error(bad_cfg), "no PIN/passphrase callback"))
-            fprintf(stderr, "hsmtls serve: give it with --pin-source FILE (or pin-value= in a pkcs11: URI)\n");
+        cli_config_error("serve", bad_cfg);
         goto early_exit;
     }
-    int lfd = listen_on(bind_addr, port);
+    int lfd = listen_on(o.bind, o.port);
     if (lfd < 0)
         goto early_exit;
-    describe(cfg);
-    fprintf(stderr, "hsmtls serve: listening on %s port %s%s\n", bind_addr ? bind_addr : "all addresses",
-            port, verify_client ? ", client certificates required" : ca ? ", client certificates verified when sent" : "");
-    if (alpn)
-        fprintf(stderr, "hsmtls serve: ALPN %s\n", alpn);
+    cli_describe_key("serve", "", cfg);
+    fprintf(stderr, "hsmtls serve: listening on %s port %s%s\n", o.bind ? o.bind : "all addresses", o.port,
+            o.verify_client ? ", client certificates required" : o.ca ? ", client certificates verified when sent" : "");
+    if (x.alpn)
+        fprintf(stderr, "hsmtls serve: ALPN %s\n", x.alpn);
     if (ocsp_file)
         fprintf(stderr, "hsmtls serve: stapling the OCSP response in %s\n", ocsp_file);
 
@@ -502,10 +389,10 @@ int cmd_serve(int argc, char **argv)
     free(pfd);
     close(lfd);
     hsmtls_config_free(cfg);
-    free_sni(&sni);
+    cli_sni_free(&sni);
     return rc;
 early_exit:
-    free_sni(&sni);
+    cli_sni_free(&sni);
     hsmtls_config_free(cfg);
     return CLI_FAILED;
 bad:
