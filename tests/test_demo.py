@@ -146,6 +146,14 @@ def test_demo_wrong_pin_is_one_line_and_one_login(sandbox, tmp_path):
     assert "97531" not in traced.stdout + traced.stderr
 
 
+def test_demo_without_a_pin_says_where_to_give_one(sandbox):
+    d = sandbox.dir
+    proc = sandbox.hsmtls("demo", "--cert", d / "certs/ec-p256.pem", "--key", SERVER_URI, input="")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr == ('hsmtls demo: no PIN for token "server" (the server key): give --pin-source FILE, '
+                           "or run the demo on a terminal to be asked once\n"), proc.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--cert", "/x.pem"], "--cert and --key go together"),
     (["--client-key", "pkcs11:token=client"], "--client-cert and --client-key go together"),

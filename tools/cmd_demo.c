@@ -38,20 +38,20 @@ struct demo_options {
     struct demo_ref server_cert, server_key, client_cert, client_key;
 };
 
-/* A PIN from the terminal, asked once: a token rejects a wrong PIN and may lock after a
- * few, so a retry is never asked for. */
+/* A PIN (or a key file's passphrase) from the terminal, asked once: a token rejects a
+ * wrong PIN and may lock after a few, so a retry is never asked for. */
 static int ask_pin(const hsmtls_pin_request *req, char *buf, size_t size, void *arg)
 {
     (void)arg;
-    if (req->retry || !req->is_token)
+    if (req->retry)
         return -1;
-    if (!isatty(STDIN_FILENO)) {
-        fprintf(stderr, "hsmtls demo: token \"%s\" wants a PIN: give --pin-source FILE (stdin is no terminal)\n",
-                req->token ? req->token : "?");
-        return -1;
-    }
+    if (!isatty(STDIN_FILENO))
+        return -1; /* demo_explain_load_error says what to do */
     struct termios old, quiet;
-    fprintf(stderr, "PIN for token \"%s\": ", req->token ? req->token : "?");
+    if (req->is_token)
+        fprintf(stderr, "PIN for token \"%s\": ", req->token ? req->token : "?");
+    else
+        fprintf(stderr, "Passphrase for %s: ", req->ref);
     tcgetattr(STDIN_FILENO, &old);
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)ECHO;

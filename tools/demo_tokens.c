@@ -145,6 +145,11 @@ void demo_explain_load_error(const struct demo_ref *r, const char *message, cons
                    pin_source ? pin_source : "", pin_errors[i]);
         return;
     }
+    if (strstr(message, "no PIN given")) {
+        fprintf(stderr, "hsmtls demo: no PIN for token \"%s\" (the %s): give --pin-source FILE, or run the demo "
+                        "on a terminal to be asked once\n", r->token, r->what);
+        return;
+    }
     static const char *const missing[] = { "no private key matches", "no certificate matches",
                                            "no public key matches", "no object matches" };
     const char *why = NULL;
