@@ -22,8 +22,9 @@
  * Servers run as children of this process with PR_SET_PDEATHSIG and are killed at the
  * end. HSMTLS_BENCH_SERVER_<NAME>=VALUE in the environment sets NAME=VALUE for the
  * servers only (e.g. the LD_PRELOAD a system openssl needs to load a sanitizer-built
- * provider), as in bench_tls.c.
+ * provider), as in bench_tls.c (both through bench_server.c).
  * usage: hsmtls-bench-dtls [--seconds S] */
+#include "bench.h"
 #include "hsmtls/config.h"
 #include "hsmtls/dtls.h"
 
@@ -49,26 +50,20 @@
 #define LABEL "ec-p256"
 #define PAYLOAD 1000
 #define WINDOW 8
-#define SERVER_PREFIX "HSMTLS_BENCH_SERVER_"
-
-extern char **environ;
 
 enum kind { OPENSSL, HSMTLS };
 static const char *const kind_name[] = { "openssl s_server", "hsmtls dtls-serve" };
 
 struct server {
-    pid_t pid;
-    int port;
+    struct bench_server child;
     enum kind kind;
-    char log[4096];
 };
 
 #define NSERVERS 4
 static struct server servers[NSERVERS];
-static char tmpdir[4096];
 static char hsmtls_path[PATH_MAX];
 
-__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -84,71 +79,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void server_stop(struct server *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
-    if (s->log[0]) {
-        unlink(s->log);
-        s->log[0] = 0;
-    }
-}
-
-static void stop_all(void)
-{
-    for (int i = 0; i < NSERVERS; i++)
-        server_stop(&servers[i]);
-    if (tmpdir[0]) {
-        rmdir(tmpdir);
-        tmpdir[0] = 0;
-    }
-}
-
-static const char *server_log(const struct server *s)
-{
-    static char buf[2048];
-    buf[0] = 0;
-    FILE *f = fopen(s->log, "r");
-    if (f) {
-        fseek(f, 0, SEEK_END);
-        long size = ftell(f);
-        fseek(f, size > 2000 ? size - 2000 : 0, SEEK_SET);
-        buf[fread(buf, 1, 2000, f)] = 0;
-        fclose(f);
-    }
-    return buf;
-}
-
-/* This environment with HSMTLS_BENCH_SERVER_<NAME>=VALUE applied as NAME=VALUE. */
-static char **server_environment(void)
-{
-    size_t n = 0, m = 0, plen = strlen(SERVER_PREFIX);
-    while (environ[n])
-        n++;
-    char **env = calloc(2 * n + 1, sizeof *env);
-    if (!env)
-        die("out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], SERVER_PREFIX, plen) == 0)
-            env[m++] = environ[i] + plen;
-    size_t over = m;
-    for (size_t i = 0; i < n; i++) {
-        if (strncmp(environ[i], SERVER_PREFIX, plen) == 0)
-            continue;
-        const char *eq = strchr(environ[i], '=');
-        size_t len = eq ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
-        int overridden = 0;
-        for (size_t j = 0; j < over && !overridden; j++)
-            overridden = strncmp(env[j], environ[i], len) == 0;
-        if (!overridden)
-            env[m++] = environ[i];
-    }
-    return env;
 }
 
 /* A free UDP port on 127.0.0.1 (bound, read back, released). */
@@ -167,59 +97,26 @@ static int free_port(void)
 static void server_start(struct server *s, enum kind kind, const char *name, const char *key,
                          const char *cert, const char *pin_file)
 {
-    if (!tmpdir[0]) {
-        const char *t = getenv("TMPDIR");
-        snprintf(tmpdir, sizeof tmpdir, "%s/hsmtls-bench-dtls.XXXXXX", t && *t ? t : "/tmp");
-        if (!mkdtemp(tmpdir))
-            die("cannot make a temporary directory: %s", strerror(errno));
-        atexit(stop_all);
-    }
     s->kind = kind;
-    s->port = free_port();
-    snprintf(s->log, sizeof s->log, "%.3900s/%.20s.log", tmpdir, name);
+    s->child.port = free_port();
     char port[16], accept[32];
-    snprintf(port, sizeof port, "%d", s->port);
-    snprintf(accept, sizeof accept, "127.0.0.1:%d", s->port);
+    snprintf(port, sizeof port, "%d", s->child.port);
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", s->child.port);
     char *ossl[] = { "openssl", "s_server", "-dtls1_2", "-listen", "-quiet", "-accept", accept,
                      "-cert", (char *)cert, "-key", (char *)key, NULL };
     char *ours[] = { hsmtls_path, "dtls-serve", "--port", port, "--cert", (char *)cert, "--key",
                      (char *)key, "--max-peers", "4", "--idle-timeout", "30",
                      pin_file ? "--pin-source" : NULL, (char *)pin_file, NULL };
-    char **env = server_environment();
-    int logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int p[2];
-    if (logfd < 0 || pipe(p) != 0)
-        die("cannot open %s: %s", s->log, strerror(errno));
-    fflush(NULL);
-    pid_t parent = getpid();
-    s->pid = fork();
-    if (s->pid < 0)
-        die("fork: %s", strerror(errno));
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        if (kind == OPENSSL) {
-            dup2(p[0], 0); /* stdout into stdin: the echo */
-            dup2(p[1], 1);
-        } else {
-            int nullfd = open("/dev/null", O_RDONLY);
-            dup2(nullfd, 0);
-            dup2(logfd, 1);
-        }
-        dup2(logfd, 2);
-        environ = env;
-        if (kind == OPENSSL)
-            execvp("openssl", ossl);
-        else
-            execv(hsmtls_path, ours);
-        dprintf(2, "cannot run %s: %s\n", kind == OPENSSL ? "openssl" : hsmtls_path, strerror(errno));
-        _exit(127);
+    if (kind == HSMTLS) {
+        bench_server_spawn(&s->child, name, ours, NULL, -1, -1);
+        return;
     }
+    int p[2];
+    if (pipe(p) != 0)
+        die("pipe: %s", strerror(errno));
+    bench_server_spawn(&s->child, name, ossl, NULL, p[0], p[1]); /* stdout into stdin: the echo */
     close(p[0]);
     close(p[1]);
-    close(logfd);
-    free(env);
 }
 
 struct client {
@@ -230,11 +127,11 @@ struct client {
 
 static void client_open(struct client *c, const struct server *s)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)s->port),
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)s->child.port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0)
-        die("UDP socket to 127.0.0.1:%d: %s", s->port, strerror(errno));
+        die("UDP socket to 127.0.0.1:%d: %s", s->child.port, strerror(errno));
 }
 
 static void drain(struct client *c)
@@ -254,7 +151,7 @@ static hsmtls_dtls *handshake(struct client *c, const struct server *s, double l
         snprintf(err, errlen, "hsmtls_dtls_new: %s", hsmtls_error_message());
         return NULL;
     }
-    if (hsmtls_dtls_set_peer_address(d, "127.0.0.1", (unsigned)s->port, NULL) != HSMTLS_OK ||
+    if (hsmtls_dtls_set_peer_address(d, "127.0.0.1", (unsigned)s->child.port, NULL) != HSMTLS_OK ||
         hsmtls_dtls_set_fd(d, c->fd) != HSMTLS_OK ||
         (retransmit_ms && hsmtls_dtls_set_retransmit_timeout(d, retransmit_ms) != HSMTLS_OK)) {
         snprintf(err, errlen, "%s", hsmtls_dtls_error_message(d));
@@ -284,7 +181,7 @@ static hsmtls_dtls *handshake(struct client *c, const struct server *s, double l
     }
     if (r == HSMTLS_OK)
         return d;
-    snprintf(err, errlen, "handshake with %s on 127.0.0.1:%d: %s", kind_name[s->kind], s->port,
+    snprintf(err, errlen, "handshake with %s on 127.0.0.1:%d: %s", kind_name[s->kind], s->child.port,
              r == HSMTLS_WANT_READ ? "no answer in time" : hsmtls_dtls_error_message(d));
     hsmtls_dtls_free(d);
     return NULL;
@@ -308,12 +205,12 @@ static void server_ready(struct client *c, const struct server *s)
         return;
     }
     int status;
-    if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+    if (waitpid(s->child.pid, &status, WNOHANG) == s->child.pid)
         die("%s exited before serving (a sanitizer build's provider needs "
             "HSMTLS_BENCH_SERVER_LD_PRELOAD, see bench/bench_tls.c):\n%s",
-            kind_name[s->kind], server_log(s));
+            kind_name[s->kind], bench_server_log(&s->child));
     die("%s did not complete a handshake within 30 s: %s\n%s", kind_name[s->kind], err,
-        server_log(s));
+        bench_server_log(&s->child));
 }
 
 /* Handshakes until `seconds` pass; the count, the time in *t. */
@@ -326,7 +223,7 @@ static unsigned long run_handshakes(struct client *c, const struct server *s, do
     do {
         hsmtls_dtls *d = handshake(c, s, 10, 0, err, sizeof err);
         if (!d)
-            die("%s\nserver log:\n%s", err, server_log(s));
+            die("%s\nserver log:\n%s", err, bench_server_log(&s->child));
         close_assoc(d);
         n++;
     } while ((tn = now()) < end);
@@ -347,7 +244,7 @@ static void run_echo(struct client *c, const struct server *s, double seconds,
     payload[PAYLOAD - 1] = '\n';
     hsmtls_dtls *d = handshake(c, s, 10, 0, err, sizeof err);
     if (!d)
-        die("%s\nserver log:\n%s", err, server_log(s));
+        die("%s\nserver log:\n%s", err, bench_server_log(&s->child));
     long long in_flight = 0; /* bytes */
     unsigned long long got = 0;
     *lost = 0;
@@ -379,7 +276,7 @@ static void run_echo(struct client *c, const struct server *s, double seconds,
             if (r < 0 || hsmtls_dtls_state(d) != HSMTLS_DTLS_COMPLETE)
                 die("echo from %s: %s (state %s)\nserver log:\n%s", kind_name[s->kind],
                     hsmtls_dtls_error_message(d), hsmtls_dtls_state_name(hsmtls_dtls_state(d)),
-                    server_log(s));
+                    bench_server_log(&s->child));
             last = now();
         }
         if (in_flight < 0)
@@ -390,7 +287,7 @@ static void run_echo(struct client *c, const struct server *s, double seconds,
     close_assoc(d);
 }
 
-static double median(double *v, int n)
+double median(double *v, int n)
 {
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
@@ -506,6 +403,6 @@ int main(int argc, char **argv)
         close(clients[i].fd);
         hsmtls_config_free(clients[i].cfg);
     }
-    stop_all();
+    bench_servers_stop();
     return 0;
 }

@@ -36,131 +36,18 @@
 
 #define TOKEN "server"
 #define ROUND_SECONDS 0.1
-#define SERVER_PREFIX "HSMTLS_BENCH_SERVER_"
-
-extern char **environ;
-
-struct server {
-    pid_t pid;
-    int port;
-    char log[4096];
-};
-
-static struct server servers[2]; /* [0] token key, [1] software key */
-static char tmpdir[4096];
-
-static void server_stop(struct server *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
-    if (s->log[0]) {
-        unlink(s->log);
-        s->log[0] = 0;
-    }
-}
-
-void tls_stop_servers(void)
-{
-    for (int i = 0; i < 2; i++)
-        server_stop(&servers[i]);
-    if (tmpdir[0]) {
-        rmdir(tmpdir);
-        tmpdir[0] = 0;
-    }
-}
-
-/* The server's log, for an error message (its last 2000 bytes). */
-static const char *server_log(const struct server *s)
-{
-    static char buf[2048];
-    buf[0] = 0;
-    FILE *f = fopen(s->log, "r");
-    if (f) {
-        fseek(f, 0, SEEK_END);
-        long size = ftell(f);
-        fseek(f, size > 2000 ? size - 2000 : 0, SEEK_SET);
-        buf[fread(buf, 1, 2000, f)] = 0;
-        fclose(f);
-    }
-    return buf;
-}
-
-/* This environment, with HSMTLS_BENCH_SERVER_<NAME>=VALUE applied as NAME=VALUE, and
- * `extra` ("NAME=VALUE" or NULL) on top. */
-static char **server_environment(char *extra)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(2 * n + 1, sizeof *env);
-    size_t m = 0;
-    if (!env)
-        die("out of memory");
-    if (extra)
-        env[m++] = extra;
-    for (size_t i = 0; i < n; i++) {
-        if (strncmp(environ[i], SERVER_PREFIX, strlen(SERVER_PREFIX)) != 0)
-            continue;
-        env[m++] = environ[i] + strlen(SERVER_PREFIX);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *eq = strchr(environ[i], '=');
-        size_t len = eq ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
-        int overridden = 0;
-        for (size_t j = 0; j < m && !overridden; j++)
-            overridden = strncmp(env[j], environ[i], len) == 0;
-        if (!overridden && strncmp(environ[i], SERVER_PREFIX, strlen(SERVER_PREFIX)) != 0)
-            env[m++] = environ[i];
-    }
-    return env;
-}
+static struct bench_server servers[2]; /* [0] token key, [1] software key */
 
 /* Starts `openssl s_server` on 127.0.0.1, a port of the kernel's choosing, and waits
  * (up to 30 s) for its "ACCEPT 127.0.0.1:PORT" line. */
-static void server_start(struct server *s, const char *name, const char *key, const char *cert,
+static void server_start(struct bench_server *s, const char *name, const char *key, const char *cert,
                          char *extra_env)
 {
-    if (!tmpdir[0]) {
-        const char *t = getenv("TMPDIR");
-        snprintf(tmpdir, sizeof tmpdir, "%s/hsmtls-bench.XXXXXX", t && *t ? t : "/tmp");
-        if (!mkdtemp(tmpdir))
-            die("cannot make a temporary directory in %s: %s", t && *t ? t : "/tmp", strerror(errno));
-        static int registered;
-        if (!registered++)
-            atexit(tls_stop_servers);
-    }
-    snprintf(s->log, sizeof s->log, "%.3900s/s_server-%.20s.log", tmpdir, name);
     char *argv[] = { "openssl", "s_server", "-accept", "127.0.0.1:0", "-www", "-num_tickets", "0",
                      "-cert", (char *)cert, "-key", (char *)key, NULL };
-    char **env = server_environment(extra_env);
-    int logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int nullfd = open("/dev/null", O_RDONLY);
-    if (logfd < 0 || nullfd < 0)
-        die("cannot open %s: %s", s->log, strerror(errno));
-    fflush(NULL);
-    pid_t parent = getpid();
-    s->pid = fork();
-    if (s->pid < 0)
-        die("fork: %s", strerror(errno));
-    if (s->pid == 0) {
-        /* Dies with this process, however it ends. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(nullfd, 0);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        environ = env;
-        execvp("openssl", argv);
-        dprintf(2, "cannot run openssl: %s\n", strerror(errno));
-        _exit(127);
-    }
-    close(logfd);
-    close(nullfd);
-    free(env);
+    char log_name[64];
+    snprintf(log_name, sizeof log_name, "s_server-%.20s", name);
+    bench_server_spawn(s, log_name, argv, extra_env, -1, -1);
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -179,11 +66,11 @@ static void server_start(struct server *s, const char *name, const char *key, co
             s->pid = 0;
             die("openssl s_server -key %s exited before accepting connections (a sanitizer "
                 "build's provider needs HSMTLS_BENCH_SERVER_LD_PRELOAD, see bench/bench_tls.c):"
-                "\n%s", key, server_log(s));
+                "\n%s", key, bench_server_log(s));
         }
         if (seconds_between(start, now) > 30)
             die("openssl s_server -key %s did not accept connections within 30 s:\n%s", key,
-                server_log(s));
+                bench_server_log(s));
         usleep(10000);
     }
 }
@@ -224,7 +111,7 @@ static int handshake(SSL_CTX *ctx, int port, char *err, size_t errlen)
 }
 
 /* Handshakes with server s until `seconds` have passed; the count, the time in *t. */
-static unsigned long run_for(SSL_CTX *ctx, struct server *s, double seconds, double *t)
+static unsigned long run_for(SSL_CTX *ctx, struct bench_server *s, double seconds, double *t)
 {
     struct timespec start, now, deadline;
     char err[512];
@@ -233,7 +120,7 @@ static unsigned long run_for(SSL_CTX *ctx, struct server *s, double seconds, dou
     deadline = after(start, seconds);
     do {
         if (handshake(ctx, s->port, err, sizeof err) < 0)
-            die("%s\nserver log:\n%s", err, server_log(s));
+            die("%s\nserver log:\n%s", err, bench_server_log(s));
         n++;
         clock_gettime(CLOCK_MONOTONIC, &now);
     } while (seconds_between(deadline, now) < 0);
@@ -254,7 +141,7 @@ static SSL_CTX *client_ctx(int version)
 }
 
 /* The "hsmtls: C_..." trace lines in a server's log so far. */
-static unsigned long trace_lines(const struct server *s)
+static unsigned long trace_lines(const struct bench_server *s)
 {
     char line[512];
     unsigned long n = 0;
@@ -280,15 +167,15 @@ static void calls_per_handshake(const char *uri, const char *cert, const int ver
     for (int v = 0; v < 2; v++) {
         SSL_CTX *ctx = client_ctx(versions[v]);
         if (handshake(ctx, servers[0].port, err, sizeof err) < 0)
-            die("%s\nserver log:\n%s", err, server_log(&servers[0]));
+            die("%s\nserver log:\n%s", err, bench_server_log(&servers[0]));
         unsigned long before = trace_lines(&servers[0]);
         for (int i = 0; i < CALL_HANDSHAKES; i++)
             if (handshake(ctx, servers[0].port, err, sizeof err) < 0)
-                die("%s\nserver log:\n%s", err, server_log(&servers[0]));
+                die("%s\nserver log:\n%s", err, bench_server_log(&servers[0]));
         out[v].calls = (double)(trace_lines(&servers[0]) - before) / CALL_HANDSHAKES;
         SSL_CTX_free(ctx);
     }
-    server_stop(&servers[0]);
+    bench_server_stop(&servers[0]);
 }
 
 void tls_bench_key(const char *sandbox, const char *label, double seconds,
@@ -332,6 +219,6 @@ void tls_bench_key(const char *sandbox, const char *label, double seconds,
     }
     free(ratio);
     for (int i = 0; i < 2; i++)
-        server_stop(&servers[i]);
+        bench_server_stop(&servers[i]);
     calls_per_handshake(uri, cert, versions, out);
 }
