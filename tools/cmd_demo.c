@@ -35,6 +35,7 @@ static const char usage[] =
 
 struct demo_options {
     const char *sandbox, *module, *pin_source, *ca;
+    const char *verify_name;       /* the server certificate's name the client checks */
     struct demo_ref server_cert, server_key, client_cert, client_key;
 };
 
@@ -187,7 +188,9 @@ static void report(const char *proto, const struct demo_options *o, hsmtls_confi
     if (r->hello_verify_requests)
         printf(", after a cookie exchange (%u HelloVerifyRequest)", r->hello_verify_requests);
     printf("\n  server cert  %s (%s)\n", r->server_subject,
-           r->server_verified ? "verified by the client" : o->ca ? "NOT verified" : "not verified: no --ca");
+           !r->server_verified ? (o->ca ? "NOT verified" : "not verified: no --ca")
+           : o->verify_name   ? "verified by the client"
+                              : "verified by the client, host name not checked");
     print_key("server", scfg, &o->server_key);
     if (o->client_key.ref) {
         printf("  client cert  %s (%s)\n", r->client_subject[0] ? r->client_subject : "none received",
@@ -247,7 +250,7 @@ int cmd_demo(int argc, char **argv)
     if (rc < 0)
         return rc == -2 ? CLI_OK : CLI_USAGE;
     int use_sandbox = o.sandbox || !o.server_key.ref;
-    char *dir = NULL, *owned[6] = { NULL };
+    char *dir = NULL, *owned[4] = { NULL };
     hsmtls_config *server = NULL, *client = NULL;
     int status = CLI_FAILED;
     if (use_sandbox) {
@@ -281,19 +284,19 @@ int cmd_demo(int argc, char **argv)
 
     /* The sandbox's server certificate names localhost; a real one names its own host,
      * which this loopback demo cannot be, so there only the chain is checked. */
-    const char *verify_name = use_sandbox && o.server_cert.ref == owned[0] ? "localhost" : NULL;
-    if (!verify_name && hsmtls_config_set_check_hostname(client, 0) != HSMTLS_OK)
+    o.verify_name = use_sandbox && o.server_cert.ref == owned[0] ? "localhost" : NULL;
+    if (!o.verify_name && hsmtls_config_set_check_hostname(client, 0) != HSMTLS_OK)
         goto out;
     struct demo_result r;
     struct counts before = read_counts(&o);
-    int tls = demo_tls(server, client, verify_name, &r);
+    int tls = demo_tls(server, client, o.verify_name, &r);
     struct counts after = read_counts(&o);
     if (tls == 0)
         report("TLS", &o, server, client, &r, before, after);
     else
         fprintf(stderr, "hsmtls demo: the TLS exchange failed: %s\n", r.error);
     before = after;
-    int dtls = demo_dtls(server, client, verify_name, &r);
+    int dtls = demo_dtls(server, client, o.verify_name, &r);
     after = read_counts(&o);
     if (dtls == 0)
         report("DTLS", &o, server, client, &r, before, after);
