@@ -41,12 +41,17 @@ struct cli_tls {
     const char *sni[CLI_MAX_SNI];
     int n_sni;
 };
-/* Takes argv[*i] (and its value, moving *i) when it is one of those options: 1 when
- * taken, 0 when not one of them, -1 after printing an error. */
-int cli_tls_option(struct cli_tls *o, int argc, char **argv, int *i);
-/* The combinations the options need (server: --port --cert --key; client: HOST:PORT;
- * --cert with --key; --verify-client with --ca): CLI_OK, or CLI_USAGE after printing. */
-int cli_tls_check(const struct cli_tls *o, const char *usage);
+/* A verb's own option: returns 1 when it took opt alone, 2 when it took opt and value
+ * (NULL when opt is the last argument), 0 when opt is not its, -1 after printing an
+ * error. */
+typedef int (*cli_own_option)(void *arg, const char *opt, const char *value);
+/* cli_tls_parse's answer to --help (usage printed): the verb returns CLI_OK. */
+#define CLI_HELP_SHOWN (-1)
+/* Parses argv: the shared options into o, the others through own; then checks what the
+ * shared options need (server: --port --cert --key; client: HOST:PORT; --cert with
+ * --key; --verify-client with --ca). CLI_OK, CLI_HELP_SHOWN, or CLI_USAGE after
+ * printing why. */
+int cli_tls_parse(struct cli_tls *o, int argc, char **argv, const char *usage, cli_own_option own, void *arg);
 /* Applies the shared options to cfg with this certificate and key (NULL: none): PIN
  * source, CAs, the server's client-certificate policy, the client's --no-verify.
  * 0, or -1 with hsmtls_config_error(cfg). */
@@ -57,6 +62,11 @@ void cli_config_error(const char *verb, const hsmtls_config *cfg);
 void cli_describe_key(const char *verb, const char *what, const hsmtls_config *cfg);
 /* Splits "host:port" or "[v6]:port" in place; 0 or -1. */
 int cli_split_target(char *target, char **host, char **port);
+/* A socket on the first of host's addresses (NULL: all) that works: connected, or
+ * (bind_it) bound, non-blocking, and listening when type is SOCK_STREAM; shown (may be
+ * NULL) gets "ADDR:PORT". -1 after printing why. */
+int cli_socket(const char *verb, const char *host, const char *port, int type, int bind_it, char *shown,
+               size_t shown_size);
 /* Monotonic seconds. */
 double cli_now(void);
 /* A session file (DER) read, NULL after printing why; a session written, 0 or -1 after

@@ -2,11 +2,14 @@
  * building, session files and SNI table the TLS and DTLS verbs share. */
 #include "cli.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,7 +97,7 @@ const char *cli_hex(const unsigned char *p, size_t len)
 
 /* ---- what serve, connect, dtls-serve and dtls-connect share ---- */
 
-int cli_tls_option(struct cli_tls *o, int argc, char **argv, int *i)
+static int cli_tls_option(struct cli_tls *o, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     int server = o->role == HSMTLS_SERVER;
@@ -151,7 +154,33 @@ int cli_tls_option(struct cli_tls *o, int argc, char **argv, int *i)
     return 1;
 }
 
-int cli_tls_check(const struct cli_tls *o, const char *usage)
+static int cli_tls_check(const struct cli_tls *o, const char *usage);
+
+int cli_tls_parse(struct cli_tls *o, int argc, char **argv, const char *usage, cli_own_option own, void *arg)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: %s\n", usage);
+            return CLI_HELP_SHOWN;
+        }
+        int taken = cli_tls_option(o, argc, argv, &i);
+        if (taken < 0)
+            return CLI_USAGE;
+        if (!taken && own)
+            taken = own(arg, a, value);
+        if (taken < 0)
+            return CLI_USAGE;
+        if (!taken) {
+            fprintf(stderr, "hsmtls %s: %s: unknown option or missing value\nusage: %s\n", o->verb, a, usage);
+            return CLI_USAGE;
+        }
+        i += taken - 1;
+    }
+    return cli_tls_check(o, usage);
+}
+
+static int cli_tls_check(const struct cli_tls *o, const char *usage)
 {
     if (o->role == HSMTLS_SERVER && (!o->port || !o->cert || !o->key)) {
         fprintf(stderr, "hsmtls %s: --port, --cert and --key are needed\nusage: %s\n", o->verb, usage);
@@ -348,4 +377,50 @@ void cli_sni_free(struct cli_sni *t)
         hsmtls_config_free(t->v[j].cfg);
     }
     t->n = 0;
+}
+
+int cli_socket(const char *verb, const char *host, const char *port, int type, int bind_it, char *shown,
+               size_t shown_size)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = type, .ai_flags = bind_it ? AI_PASSIVE : 0 };
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "hsmtls %s: %s port %s: %s\n", verb, host ? host : "*", port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        /* a server's socket never blocks: one poll() loop serves every peer */
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | (bind_it ? SOCK_NONBLOCK : 0), 0);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        if (bind_it && type == SOCK_STREAM)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        int ok = bind_it ? bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+                               (type != SOCK_STREAM || listen(fd, 128) == 0)
+                         : connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+        if (!ok) {
+            err = errno;
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        if (shown && shown_size) {
+            char h[INET6_ADDRSTRLEN] = "?";
+            const void *a = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                                                     : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+            inet_ntop(ai->ai_family, a, h, sizeof h);
+            snprintf(shown, shown_size, ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, port);
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        fprintf(stderr, "hsmtls %s: cannot %s %s port %s: %s\n", verb,
+                !bind_it ? "connect to" : type == SOCK_STREAM ? "listen on" : "bind", host ? host : "all addresses",
+                port, strerror(err));
+    return fd;
 }

@@ -30,30 +30,6 @@ static const char usage[] =
     "  --ocsp asks the server to staple an OCSP response and prints what it says.\n"
     "  --crl checks the server's certificate against that CRL (PEM or DER).";
 
-static int dial(const char *host, const char *port)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "hsmtls connect: %s port %s: %s\n", host, port, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            err = errno;
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        fprintf(stderr, "hsmtls connect: cannot connect to %s port %s: %s\n", host, port, strerror(err));
-    return fd;
-}
-
 static int write_all(int fd, const char *p, size_t n)
 {
     while (n) {
@@ -193,39 +169,40 @@ static int setup_extra(hsmtls_config *cfg, const char *alpn, int version, int oc
     return 0;
 }
 
+struct connect_options {
+    const char *alpn, *crl;
+    int version, ocsp;
+};
+
+static int own_option(void *arg, const char *opt, const char *value)
+{
+    struct connect_options *co = arg;
+    if (strcmp(opt, "--tls1_2") == 0 || strcmp(opt, "--tls1_3") == 0) {
+        co->version = strcmp(opt, "--tls1_2") == 0 ? HSMTLS_TLS1_2 : HSMTLS_TLS1_3;
+        return 1;
+    }
+    if (strcmp(opt, "--ocsp") == 0) {
+        co->ocsp = 1;
+        return 1;
+    }
+    if (!value)
+        return 0;
+    if (strcmp(opt, "--alpn") == 0)
+        co->alpn = value;
+    else if (strcmp(opt, "--crl") == 0)
+        co->crl = value;
+    else
+        return 0;
+    return 2;
+}
+
 int cmd_connect(int argc, char **argv)
 {
     struct cli_tls o = { .role = HSMTLS_CLIENT, .verb = "connect" };
-    const char *alpn = NULL, *crl = NULL;
-    int version = 0, ocsp = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int taken = cli_tls_option(&o, argc, argv, &i);
-        if (taken < 0)
-            return CLI_USAGE;
-        if (taken)
-            continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: %s\n", usage);
-            return CLI_OK;
-        } else if (strcmp(a, "--tls1_2") == 0)
-            version = HSMTLS_TLS1_2;
-        else if (strcmp(a, "--tls1_3") == 0)
-            version = HSMTLS_TLS1_3;
-        else if (strcmp(a, "--ocsp") == 0)
-            ocsp = 1;
-        else if (!v)
-            goto bad;
-        else if (strcmp(a, "--alpn") == 0)
-            alpn = argv[++i];
-        else if (strcmp(a, "--crl") == 0)
-            crl = argv[++i];
-        else
-            goto bad;
-    }
-    int checked = cli_tls_check(&o, usage);
-    if (checked != CLI_OK)
-        return checked;
+    struct connect_options co = { 0 };
+    int parsed = cli_tls_parse(&o, argc, argv, usage, own_option, &co);
+    if (parsed != CLI_OK)
+        return parsed == CLI_HELP_SHOWN ? CLI_OK : parsed;
     char *host, *port;
     char *t = strdup(o.target);
     if (!t || cli_split_target(t, &host, &port) != 0) {
@@ -241,11 +218,11 @@ int cmd_connect(int argc, char **argv)
         fprintf(stderr, "hsmtls connect: %s\n", hsmtls_error_message());
         goto out;
     }
-    if (cli_tls_setup(&o, cfg, o.cert, o.key) != 0 || setup_extra(cfg, alpn, version, ocsp, crl) != 0) {
+    if (cli_tls_setup(&o, cfg, o.cert, o.key) != 0 || setup_extra(cfg, co.alpn, co.version, co.ocsp, co.crl) != 0) {
         cli_config_error("connect", cfg);
         goto out;
     }
-    if ((fd = dial(host, port)) < 0)
+    if ((fd = cli_socket("connect", host, port, SOCK_STREAM, 0, NULL, 0)) < 0)
         goto out;
     if (!(conn = hsmtls_conn_new(cfg))) {
         fprintf(stderr, "hsmtls connect: %s\n", hsmtls_error_message());
@@ -274,7 +251,7 @@ int cmd_connect(int argc, char **argv)
     }
     print_summary(conn, cfg, host, port);
     print_verify_errors(conn);
-    if (ocsp)
+    if (co.ocsp)
         print_ocsp(conn);
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
@@ -295,7 +272,4 @@ out:
         close(fd);
     free(t);
     return rc;
-bad:
-    fprintf(stderr, "hsmtls connect: missing or unknown option\nusage: %s\n", usage);
-    return CLI_USAGE;
 }

@@ -55,38 +55,36 @@ static int receive(int fd, hsmtls_dtls *d, unsigned char *dg, unsigned char *pla
     }
 }
 
+struct dtls_connect_options {
+    unsigned mtu;
+    double timeout, linger;
+};
+
+static int own_option(void *arg, const char *opt, const char *value)
+{
+    struct dtls_connect_options *dc = arg;
+    if (!value)
+        return 0;
+    if (strcmp(opt, "--mtu") == 0)
+        dc->mtu = (unsigned)strtoul(value, NULL, 10);
+    else if (strcmp(opt, "--timeout") == 0)
+        dc->timeout = atof(value);
+    else if (strcmp(opt, "--linger") == 0)
+        dc->linger = atof(value);
+    else
+        return 0;
+    return 2;
+}
+
 int cmd_dtls_connect(int argc, char **argv)
 {
     struct cli_tls o = { .role = HSMTLS_CLIENT, .verb = "dtls-connect" };
-    unsigned mtu = 0;
-    double timeout = 30, linger = 3;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int taken = cli_tls_option(&o, argc, argv, &i);
-        if (taken < 0)
-            return CLI_USAGE;
-        if (taken)
-            continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            puts(usage);
-            return CLI_OK;
-        } else if (i + 1 >= argc) {
-            fprintf(stderr, "hsmtls dtls-connect: %s: unknown option or missing value\n%s\n", a, usage);
-            return CLI_USAGE;
-        } else if (strcmp(a, "--mtu") == 0)
-            mtu = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (strcmp(a, "--timeout") == 0)
-            timeout = atof(argv[++i]);
-        else if (strcmp(a, "--linger") == 0)
-            linger = atof(argv[++i]);
-        else {
-            fprintf(stderr, "hsmtls dtls-connect: unknown option %s\n%s\n", a, usage);
-            return CLI_USAGE;
-        }
-    }
-    int checked = cli_tls_check(&o, usage);
-    if (checked != CLI_OK)
-        return checked;
+    struct dtls_connect_options dc = { .timeout = 30, .linger = 3 };
+    int parsed = cli_tls_parse(&o, argc, argv, usage, own_option, &dc);
+    if (parsed != CLI_OK)
+        return parsed == CLI_HELP_SHOWN ? CLI_OK : parsed;
+    unsigned mtu = dc.mtu;
+    double timeout = dc.timeout, linger = dc.linger;
     char target[1024], *host, *port;
     snprintf(target, sizeof target, "%s", o.target);
     if (cli_split_target(target, &host, &port) != 0 || timeout <= 0 || linger < 0) {

@@ -50,39 +50,6 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-static int bind_on(const char *host, const char *port, char *shown, size_t shown_size)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_PASSIVE };
-    struct addrinfo *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "hsmtls dtls-serve: %s port %s: %s\n", host, port, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue;
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            err = errno;
-            close(fd);
-            fd = -1;
-            continue;
-        }
-        char h[INET6_ADDRSTRLEN] = "?";
-        if (ai->ai_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, h, sizeof h);
-        else
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, h, sizeof h);
-        snprintf(shown, shown_size, ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, port);
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        fprintf(stderr, "hsmtls dtls-serve: cannot bind %s port %s: %s\n", host, port, strerror(err));
-    return fd;
-}
-
 static struct peer *find(struct peer *peers, int max, const struct sockaddr_storage *a, socklen_t len)
 {
     for (int i = 0; i < max; i++)
@@ -136,43 +103,44 @@ static int probe(hsmtls_config *cfg)
     return 0;
 }
 
+struct dtls_serve_options {
+    int max_peers, cookie;
+    unsigned mtu;
+    double hs_timeout, idle_timeout;
+};
+
+static int own_option(void *arg, const char *opt, const char *value)
+{
+    struct dtls_serve_options *ds = arg;
+    if (strcmp(opt, "--no-cookie") == 0) {
+        ds->cookie = 0;
+        return 1;
+    }
+    if (!value)
+        return 0;
+    if (strcmp(opt, "--mtu") == 0)
+        ds->mtu = (unsigned)strtoul(value, NULL, 10);
+    else if (strcmp(opt, "--max-peers") == 0)
+        ds->max_peers = atoi(value);
+    else if (strcmp(opt, "--handshake-timeout") == 0)
+        ds->hs_timeout = atof(value);
+    else if (strcmp(opt, "--idle-timeout") == 0)
+        ds->idle_timeout = atof(value);
+    else
+        return 0;
+    return 2;
+}
+
 int cmd_dtls_serve(int argc, char **argv)
 {
     struct cli_tls o = { .role = HSMTLS_SERVER, .verb = "dtls-serve", .bind = "127.0.0.1", .naccept = 0 };
-    int max_peers = 64, cookie = 1;
-    unsigned mtu = 0;
-    double hs_timeout = 10, idle_timeout = 120;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int taken = cli_tls_option(&o, argc, argv, &i);
-        if (taken < 0)
-            return CLI_USAGE;
-        if (taken)
-            continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            puts(usage);
-            return CLI_OK;
-        } else if (strcmp(a, "--no-cookie") == 0) {
-            cookie = 0;
-        } else if (i + 1 >= argc) {
-            fprintf(stderr, "hsmtls dtls-serve: %s: unknown option or missing value\n%s\n", a, usage);
-            return CLI_USAGE;
-        } else if (strcmp(a, "--mtu") == 0)
-            mtu = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (strcmp(a, "--max-peers") == 0)
-            max_peers = atoi(argv[++i]);
-        else if (strcmp(a, "--handshake-timeout") == 0)
-            hs_timeout = atof(argv[++i]);
-        else if (strcmp(a, "--idle-timeout") == 0)
-            idle_timeout = atof(argv[++i]);
-        else {
-            fprintf(stderr, "hsmtls dtls-serve: unknown option %s\n%s\n", a, usage);
-            return CLI_USAGE;
-        }
-    }
-    int checked = cli_tls_check(&o, usage);
-    if (checked != CLI_OK)
-        return checked;
+    struct dtls_serve_options ds = { .max_peers = 64, .cookie = 1, .hs_timeout = 10, .idle_timeout = 120 };
+    int parsed = cli_tls_parse(&o, argc, argv, usage, own_option, &ds);
+    if (parsed != CLI_OK)
+        return parsed == CLI_HELP_SHOWN ? CLI_OK : parsed;
+    int max_peers = ds.max_peers, cookie = ds.cookie;
+    unsigned mtu = ds.mtu;
+    double hs_timeout = ds.hs_timeout, idle_timeout = ds.idle_timeout;
     if (max_peers < 1 || hs_timeout <= 0 || idle_timeout <= 0) {
         fprintf(stderr, "%s\n", usage);
         return CLI_USAGE;
@@ -200,7 +168,7 @@ int cmd_dtls_serve(int argc, char **argv)
     struct peer *peers = calloc((size_t)max_peers, sizeof *peers);
     unsigned char *dg = malloc(HSMTLS_DTLS_MAX_DATAGRAM), *plain = malloc(HSMTLS_DTLS_MAX_DATAGRAM);
     char shown[128] = "";
-    int fd = verifier && peers && dg && plain ? bind_on(o.bind, port, shown, sizeof shown) : -1;
+    int fd = verifier && peers && dg && plain ? cli_socket("dtls-serve", o.bind, port, SOCK_DGRAM, 1, shown, sizeof shown) : -1;
     if (fd < 0) {
         rc = CLI_FAILED;
         goto out;

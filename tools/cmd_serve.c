@@ -48,35 +48,6 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-static int listen_on(const char *host, const char *port)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-    struct addrinfo *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "hsmtls serve: %s port %s: %s\n", host ? host : "*", port, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-            err = errno;
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        fprintf(stderr, "hsmtls serve: cannot listen on %s port %s: %s\n", host ? host : "*", port,
-                strerror(err));
-    return fd;
-}
-
 static void drop(struct client *c, const char *why)
 {
     if (why)
@@ -236,44 +207,47 @@ static int setup_extra(hsmtls_config *cfg, void *arg)
     return 0;
 }
 
+struct serve_options {
+    struct serve_extra x;
+    const char *ocsp_file;
+    long max_clients;
+};
+
+static int own_option(void *arg, const char *opt, const char *value)
+{
+    struct serve_options *so = arg;
+    if (strcmp(opt, "--tls1_2") == 0 || strcmp(opt, "--tls1_3") == 0) {
+        so->x.version = strcmp(opt, "--tls1_2") == 0 ? HSMTLS_TLS1_2 : HSMTLS_TLS1_3;
+        return 1;
+    }
+    if (!value)
+        return 0;
+    if (strcmp(opt, "--alpn") == 0)
+        so->x.alpn = value;
+    else if (strcmp(opt, "--max-clients") == 0)
+        so->max_clients = strtol(value, NULL, 10);
+    else if (strcmp(opt, "--ocsp-response") == 0)
+        so->ocsp_file = value;
+    else
+        return 0;
+    return 2;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     struct cli_tls o = { .role = HSMTLS_SERVER, .verb = "serve", .naccept = -1 };
-    struct serve_extra x = { 0 };
-    const char *ocsp_file = NULL;
+    struct serve_options so = { .max_clients = 256 };
     struct cli_sni sni = { .n = 0 };
-    long max_clients = 256;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int taken = cli_tls_option(&o, argc, argv, &i);
-        if (taken < 0)
-            return CLI_USAGE;
-        if (taken)
-            continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: %s\n", usage);
-            return CLI_OK;
-        } else if (strcmp(a, "--tls1_2") == 0)
-            x.version = HSMTLS_TLS1_2;
-        else if (strcmp(a, "--tls1_3") == 0)
-            x.version = HSMTLS_TLS1_3;
-        else if (!v)
-            goto bad;
-        else if (strcmp(a, "--alpn") == 0)
-            x.alpn = argv[++i];
-        else if (strcmp(a, "--max-clients") == 0)
-            max_clients = strtol(argv[++i], NULL, 10);
-        else if (strcmp(a, "--ocsp-response") == 0)
-            ocsp_file = argv[++i];
-        else
-            goto bad;
+    int parsed = cli_tls_parse(&o, argc, argv, usage, own_option, &so);
+    if (parsed != CLI_OK)
+        return parsed == CLI_HELP_SHOWN ? CLI_OK : parsed;
+    if (so.max_clients < 1 || so.max_clients > 10000) {
+        fprintf(stderr, "hsmtls serve: --max-clients: 1 to 10000\n");
+        return CLI_USAGE;
     }
-    if (max_clients < 1 || max_clients > 10000)
-        goto bad;
-    int checked = cli_tls_check(&o, usage);
-    if (checked != CLI_OK)
-        return checked;
-    long naccept = o.naccept;
+    long naccept = o.naccept, max_clients = so.max_clients;
+    const char *ocsp_file = so.ocsp_file;
+    struct serve_extra x = so.x;
 
     hsmtls_config *cfg = hsmtls_config_new(HSMTLS_SERVER);
     if (!cfg || cli_tls_setup(&o, cfg, o.cert, o.key) != 0 || setup_extra(cfg, &x) != 0) {
@@ -305,7 +279,7 @@ int cmd_serve(int argc, char **argv)
         cli_config_error("serve", bad_cfg);
         goto early_exit;
     }
-    int lfd = listen_on(o.bind, o.port);
+    int lfd = cli_socket("serve", o.bind, o.port, SOCK_STREAM, 1, NULL, 0);
     if (lfd < 0)
         goto early_exit;
     cli_describe_key("serve", "", cfg);
@@ -395,7 +369,4 @@ early_exit:
     cli_sni_free(&sni);
     hsmtls_config_free(cfg);
     return CLI_FAILED;
-bad:
-    fprintf(stderr, "hsmtls serve: missing or unknown option\nusage: %s\n", usage);
-    return CLI_USAGE;
 }
