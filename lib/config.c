@@ -35,6 +35,8 @@ hsmtls_config *hsmtls_config_new(enum hsmtls_role role)
     cfg->check_hostname = role == HSMTLS_CLIENT;
     cfg->tickets = 1;
     cfg->server_preference = 1;
+    cfg->sess_cache_mode = HSMTLS_SESS_CACHE_SERVER;
+    cfg->sess_cache_size = -1;
     return cfg;
 }
 
@@ -69,6 +71,7 @@ void hsmtls_config_free(hsmtls_config *cfg)
     free(cfg->psk_hint);
     free(cfg->ocsp);
     free(cfg->dh_group);
+    EVP_PKEY_free(cfg->dh_params);
     free_strings(cfg->ca_dirs, cfg->n_ca_dirs);
     free(cfg->alpn_wire);
     free(cfg->alpn);
@@ -138,6 +141,10 @@ hsmtls_config *hsmtls_config_copy(const hsmtls_config *src)
     c->tickets = src->tickets;
     c->ocsp_request = src->ocsp_request;
     bad |= dup_field(&c->dh_group, src->dh_group);
+    if (src->dh_params && EVP_PKEY_up_ref(src->dh_params))
+        c->dh_params = src->dh_params;
+    c->sess_cache_mode = src->sess_cache_mode;
+    c->sess_cache_size = src->sess_cache_size;
     if (!bad && src->ocsp)
         bad = hsmtls_config_set_ocsp_response(c, src->ocsp, src->ocsp_len) != HSMTLS_OK;
     c->verify_flags = src->verify_flags;
@@ -438,24 +445,3 @@ int hsmtls_config_set_ocsp_request(hsmtls_config *cfg, int on)
 
 int hsmtls_config_ocsp_request(const hsmtls_config *cfg) { return cfg->ocsp_request; }
 
-
-int hsmtls_config_set_dh_group(hsmtls_config *cfg, const char *name)
-{
-    if (!name || strncmp(name, "ffdhe", 5) != 0)
-        return hsmtls__fail(cfg->err, "DH group \"%s\": an RFC 7919 group is needed (ffdhe2048 ... ffdhe8192)",
-                            name ? name : "(null)");
-    OSSL_LIB_CTX *lc = hsmtls__libctx(cfg->err);
-    EVP_PKEY *p = lc ? hsmtls__ffdhe(lc, name) : NULL;
-    if (!p)
-        return hsmtls__fail_ssl(cfg->err, "DH group \"%s\" is not known", name);
-    EVP_PKEY_free(p);
-    char *copy = strdup(name);
-    if (!copy)
-        return hsmtls__fail(cfg->err, "out of memory");
-    free(cfg->dh_group);
-    cfg->dh_group = copy;
-    hsmtls__config_changed(cfg);
-    return HSMTLS_OK;
-}
-
-const char *hsmtls_config_dh_group(const hsmtls_config *cfg) { return cfg->dh_group ? cfg->dh_group : "ffdhe2048"; }

@@ -269,8 +269,8 @@ static int apply_server(const hsmtls_config *cfg, OSSL_LIB_CTX *lc, SSL_CTX *ctx
         SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* TLS 1.2 DHE suites: an RFC 7919 group (OpenSSL 3.0's "auto" picks RFC 3526 MODP
      * primes instead) */
-    const char *group = cfg->dh_group ? cfg->dh_group : "ffdhe2048";
-    EVP_PKEY *dh = hsmtls__ffdhe(lc, group);
+    const char *group = cfg->dh_params ? "(custom parameters)" : cfg->dh_group ? cfg->dh_group : "ffdhe2048";
+    EVP_PKEY *dh = cfg->dh_params ? (EVP_PKEY_up_ref(cfg->dh_params) ? cfg->dh_params : NULL) : hsmtls__ffdhe(lc, group);
     if (!dh || !SSL_CTX_set0_tmp_dh_pkey(ctx, dh)) {
         EVP_PKEY_free(dh);
         return hsmtls__fail_ssl(err, "DH group %s rejected", group);
@@ -340,6 +340,7 @@ static SSL_CTX *build(hsmtls_config *cfg, char *err)
         goto fail;
     if (cfg->session_timeout > 0)
         SSL_CTX_set_timeout(ctx, cfg->session_timeout);
+    hsmtls__config_apply_session_cache(cfg, ctx);
     if (!cfg->tickets) {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 0);

@@ -230,7 +230,10 @@ int hsmtls_config_equal(const hsmtls_config *a, const hsmtls_config *b)
              a->verify_flags == b->verify_flags && a->session_timeout == b->session_timeout &&
              a->server_preference == b->server_preference && str_eq(a->alpn, b->alpn) &&
              str_eq(a->ciphers, b->ciphers) && str_eq(a->ciphersuites, b->ciphersuites) &&
-             str_eq(a->groups, b->groups) && str_eq(a->dh_group, b->dh_group) && a->tickets == b->tickets &&
+             str_eq(a->groups, b->groups) && str_eq(a->dh_group, b->dh_group) &&
+             (a->dh_params == b->dh_params ||
+              (a->dh_params && b->dh_params && EVP_PKEY_parameters_eq(a->dh_params, b->dh_params) == 1)) &&
+             a->sess_cache_mode == b->sess_cache_mode && a->sess_cache_size == b->sess_cache_size && a->tickets == b->tickets &&
              a->ocsp_len == b->ocsp_len && (!a->ocsp_len || memcmp(a->ocsp, b->ocsp, a->ocsp_len) == 0) &&
              a->ocsp_request == b->ocsp_request && a->keylog == b->keylog && a->keylog_arg == b->keylog_arg &&
              a->dtls_cookie_off == b->dtls_cookie_off &&

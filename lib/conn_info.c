@@ -238,15 +238,36 @@ const char *hsmtls_conn_summary(hsmtls_conn *conn)
     return conn->summary ? conn->summary : "";
 }
 
+/* The peer's share, of the same group as ours; a server's own share of a TLS 1.2 DHE
+ * exchange is gone once the handshake is done. */
+static EVP_PKEY *ephemeral(const hsmtls_conn *conn)
+{
+    EVP_PKEY *k = NULL;
+    if (SSL_get_peer_tmp_key(conn->ssl, &k) || SSL_get_tmp_key(conn->ssl, &k))
+        return k;
+    return NULL;
+}
+
+/* A TLS 1.2 DHE server keeps neither share after the handshake: its config's
+ * parameters say which group it was (the values the connection was made with, unless
+ * the config changed since). */
+static int dhe_server(const hsmtls_conn *conn)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(conn->ssl);
+    return conn->role == HSMTLS_SERVER && c && SSL_CIPHER_get_kx_nid(c) == NID_kx_dhe;
+}
+
 const char *hsmtls_conn_ephemeral_key(const hsmtls_conn *cconn)
 {
     hsmtls_conn *conn = (hsmtls_conn *)cconn;
     if (conn->ephemeral || !SSL_is_init_finished(conn->ssl))
         return conn->ephemeral;
-    EVP_PKEY *k = NULL;
-    /* the peer's share on a client, our own on a server: the same group either way */
-    if (conn->role == HSMTLS_CLIENT ? !SSL_get_peer_tmp_key(conn->ssl, &k) : !SSL_get_tmp_key(conn->ssl, &k))
-        return NULL;
+    EVP_PKEY *k = ephemeral(conn);
+    if (!k) {
+        if (dhe_server(conn))
+            conn->ephemeral = strdup(hsmtls_config_dh_group(conn->cfg) ? hsmtls_config_dh_group(conn->cfg) : "DH");
+        return conn->ephemeral;
+    }
     char group[80];
     size_t n = 0;
     if (EVP_PKEY_get_group_name(k, group, sizeof group, &n) == 1 && n > 0)
@@ -315,4 +336,16 @@ const unsigned char *hsmtls_conn_ocsp_response(const hsmtls_conn *conn, size_t *
     if (len)
         *len = n > 0 && p ? (size_t)n : 0;
     return n > 0 ? p : NULL;
+}
+
+int hsmtls_conn_ephemeral_key_bits(const hsmtls_conn *conn)
+{
+    if (!SSL_is_init_finished(conn->ssl))
+        return 0;
+    EVP_PKEY *k = ephemeral(conn);
+    if (!k)
+        return dhe_server(conn) ? hsmtls_config_dh_bits(conn->cfg) : 0;
+    int bits = EVP_PKEY_get_bits(k);
+    EVP_PKEY_free(k);
+    return bits > 0 ? bits : 0;
 }

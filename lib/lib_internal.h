@@ -96,6 +96,9 @@ struct hsmtls_config {
     char *alpn;
     char *ciphers, *ciphersuites, *groups;
     char *dh_group;                 /* TLS 1.2 DHE: an RFC 7919 group, NULL: ffdhe2048 */
+    EVP_PKEY *dh_params;            /* custom DHE parameters instead (config_dh.c) */
+    int sess_cache_mode;            /* HSMTLS_SESS_CACHE_* (config_session.c) */
+    long sess_cache_size;           /* -1: OpenSSL's default */
     int tickets;
     unsigned char *ocsp;            /* server: the response to staple */
     size_t ocsp_len;
@@ -126,15 +129,17 @@ struct hsmtls_config {
 SSL_CTX *hsmtls__config_ctx(hsmtls_config *cfg, char *err);
 /* A context of its own built from the values (not the shared one), for DTLS (dtls.c). */
 SSL_CTX *hsmtls__config_build_new(hsmtls_config *cfg, char *err);
+/* The config's DTLS context (a new reference, dtls.c), where SNI switches a DTLS SSL. */
+SSL_CTX *hsmtls__dtls_ctx(hsmtls_config *cfg, char *err);
 /* Drops the built SSL_CTX after a change (live connections keep their reference). */
 void hsmtls__config_changed(hsmtls_config *cfg);
 /* Applies the cipher/group/SSL_CONF values to a scratch SSL_CTX, to check them early. */
-/* The config's DTLS context (a new reference, dtls.c), where SNI switches a DTLS SSL. */
-SSL_CTX *hsmtls__dtls_ctx(hsmtls_config *cfg, char *err);
 int hsmtls__config_apply_lists(const hsmtls_config *cfg, SSL_CTX *ctx, char *err);
 int hsmtls__config_effective_verify(const hsmtls_config *cfg);
 /* config_more.c: CRLs, client CA names, PHA, renegotiation into the SSL_CTX; copy; free */
 int hsmtls__config_apply_more(const hsmtls_config *cfg, SSL_CTX *ctx, char *err);
+/* config_session.c: the session cache mode and size into the SSL_CTX */
+void hsmtls__config_apply_session_cache(const hsmtls_config *cfg, SSL_CTX *ctx);
 int hsmtls__config_copy_more(hsmtls_config *dst, const hsmtls_config *src);
 void hsmtls__config_free_more(hsmtls_config *cfg);
 /* Domain parameters of a named finite-field group ("ffdhe2048"); NULL if unknown. */

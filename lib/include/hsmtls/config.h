@@ -203,9 +203,16 @@ int hsmtls_config_set_ocsp_request(hsmtls_config *cfg, int on);
 int hsmtls_config_ocsp_request(const hsmtls_config *cfg);
 
 /* Server, TLS 1.2 DHE suites: the RFC 7919 group ("ffdhe2048", the default, up to
- * "ffdhe8192"). */
+ * "ffdhe8192"), or custom parameters from a PEM file or memory ("DH PARAMETERS" as
+ * `openssl dhparam` writes them; refused with OpenSSL's reason when below the security
+ * level, e.g. under 1024 bits). The last call wins. The group getter gives the group's
+ * name, or NULL for custom parameters that are no named group; the bits getter the
+ * prime's size in use (2048 by default). */
 int hsmtls_config_set_dh_group(hsmtls_config *cfg, const char *name);
 const char *hsmtls_config_dh_group(const hsmtls_config *cfg);
+int hsmtls_config_set_dh_params(hsmtls_config *cfg, const char *path);
+int hsmtls_config_set_dh_params_mem(hsmtls_config *cfg, const void *pem, size_t len);
+int hsmtls_config_dh_bits(const hsmtls_config *cfg);
 
 /* Session tickets (on by default). */
 int hsmtls_config_set_session_tickets(hsmtls_config *cfg, int on);
@@ -214,6 +221,37 @@ int hsmtls_config_session_tickets(const hsmtls_config *cfg);
 /* How long a session may be resumed, in seconds (0: OpenSSL's default, 7200). */
 int hsmtls_config_set_session_timeout(hsmtls_config *cfg, long seconds);
 long hsmtls_config_session_timeout(const hsmtls_config *cfg);
+/* The session cache (OpenSSL's SSL_CTX_set_session_cache_mode and SSL_CTX_sess_*):
+ * which side keeps sessions (the values are OpenSSL's SSL_SESS_CACHE_*; default SERVER),
+ * and how many (0: no limit; default OpenSSL's 20480). A server needs its cache to
+ * resume by session ID (TLS 1.2 without tickets) and for TLS 1.3 when tickets are off
+ * in OpenSSL's stateful form; a client's cache only keeps and counts its sessions:
+ * resuming takes hsmtls_conn_set_session. The cache and its counters belong to the
+ * context the config's connections share: a setter called afterwards starts a new one,
+ * empty. */
+enum hsmtls_session_cache_mode {
+    HSMTLS_SESS_CACHE_OFF = 0,
+    HSMTLS_SESS_CACHE_CLIENT = 1,
+    HSMTLS_SESS_CACHE_SERVER = 2,
+    HSMTLS_SESS_CACHE_BOTH = 3,
+};
+int hsmtls_config_set_session_cache_mode(hsmtls_config *cfg, int mode);
+int hsmtls_config_session_cache_mode(const hsmtls_config *cfg);
+int hsmtls_config_set_session_cache_size(hsmtls_config *cfg, long size);
+long hsmtls_config_session_cache_size(const hsmtls_config *cfg);
+/* Removes the expired sessions from the cache (all = 0) or every session (all = 1);
+ * returns how many went. */
+int hsmtls_config_flush_sessions(hsmtls_config *cfg, int all);
+/* The cache's counters (OpenSSL's SSL_CTX_sess_number, _hits, ...): sessions cached,
+ * resumptions found in it and not, handshakes begun and finished on each side. All 0
+ * before the first connection since the last change. */
+typedef struct hsmtls_session_stats {
+    long number, hits, misses, timeouts, cache_full;
+    long accept, accept_good, accept_renegotiate;
+    long connect, connect_good, connect_renegotiate;
+} hsmtls_session_stats;
+int hsmtls_config_session_stats(hsmtls_config *cfg, hsmtls_session_stats *out);
+
 /* Server: choose the cipher by its own preference order, not the client's (default on). */
 int hsmtls_config_set_server_preference(hsmtls_config *cfg, int on);
 int hsmtls_config_server_preference(const hsmtls_config *cfg);

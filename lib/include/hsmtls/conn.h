@@ -87,6 +87,17 @@ const char *hsmtls_conn_psk_identity(const hsmtls_conn *conn);
 /* The key exchange group or ephemeral key type ("X25519", "prime256v1"); NULL when
  * not known. */
 const char *hsmtls_conn_ephemeral_key(const hsmtls_conn *conn);
+/* The size of that ephemeral key in bits (2048 for ffdhe2048, 253 for X25519); 0 when
+ * not known. */
+int hsmtls_conn_ephemeral_key_bits(const hsmtls_conn *conn);
+/* Channel binding (RFC 5056) by name, into buf: "tls-exporter" (RFC 9266: 32 bytes of
+ * the exporter labelled EXPORTER-Channel-Binding, without context), "tls-unique"
+ * (RFC 5929, TLS 1.2 only: the first Finished message of the latest handshake) and
+ * "tls-server-end-point" (RFC 5929: the server certificate's hash with its signature's
+ * hash, SHA-256 in place of MD5/SHA-1; undefined for Ed25519/Ed448 certificates).
+ * Returns the length, which may exceed size (nothing is written then; buf may be NULL
+ * to ask), or HSMTLS_ERROR with a message. */
+int hsmtls_conn_channel_binding(hsmtls_conn *conn, const char *type, void *buf, size_t size);
 /* RFC 5705 / RFC 8446 exporter: len bytes into out; context may be NULL. */
 int hsmtls_conn_export_keying_material(hsmtls_conn *conn, void *out, size_t len, const char *label,
                                        const void *context, size_t context_len);

@@ -1,0 +1,120 @@
+/* TLS 1.2 DHE parameters of a server: an RFC 7919 group by name (ffdhe2048 unless told
+ * otherwise: OpenSSL 3.0's "auto" would pick RFC 3526 MODP primes instead), or custom
+ * parameters from a PEM file or memory, for peers that insist on their own primes. */
+#include "lib_internal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+/* Keeps exactly one of the two: a group name, or parameters (with their group's name
+ * when OpenSSL recognises them as a named group). */
+static void set_dh(hsmtls_config *cfg, char *name, EVP_PKEY *params)
+{
+    free(cfg->dh_group);
+    EVP_PKEY_free(cfg->dh_params);
+    cfg->dh_group = name;
+    cfg->dh_params = params;
+    hsmtls__config_changed(cfg);
+}
+
+int hsmtls_config_set_dh_group(hsmtls_config *cfg, const char *name)
+{
+    if (!name || strncmp(name, "ffdhe", 5) != 0)
+        return hsmtls__fail(cfg->err, "DH group \"%s\": an RFC 7919 group is needed (ffdhe2048 ... ffdhe8192)",
+                            name ? name : "(null)");
+    OSSL_LIB_CTX *lc = hsmtls__libctx(cfg->err);
+    EVP_PKEY *p = lc ? hsmtls__ffdhe(lc, name) : NULL;
+    if (!p)
+        return hsmtls__fail_ssl(cfg->err, "DH group \"%s\" is not known", name);
+    EVP_PKEY_free(p);
+    char *copy = strdup(name);
+    if (!copy)
+        return hsmtls__fail(cfg->err, "out of memory");
+    set_dh(cfg, copy, NULL);
+    return HSMTLS_OK;
+}
+
+const char *hsmtls_config_dh_group(const hsmtls_config *cfg)
+{
+    if (cfg->dh_params)
+        return cfg->dh_group; /* NULL unless the parameters are a named group's */
+    return cfg->dh_group ? cfg->dh_group : "ffdhe2048";
+}
+
+int hsmtls_config_dh_bits(const hsmtls_config *cfg)
+{
+    if (cfg->dh_params)
+        return EVP_PKEY_get_bits(cfg->dh_params);
+    const char *name = hsmtls_config_dh_group(cfg);
+    return atoi(name + strlen("ffdhe"));
+}
+
+/* Reads DH parameters ("DH PARAMETERS" or "X9.42 DH PARAMETERS" PEM) and checks them
+ * the way a server context will (OpenSSL's security level refuses small primes). */
+static int set_params(hsmtls_config *cfg, BIO *b, const char *what)
+{
+    OSSL_LIB_CTX *lc = hsmtls__libctx(cfg->err);
+    if (!lc)
+        return HSMTLS_ERROR;
+    ERR_clear_error();
+    EVP_PKEY *p = PEM_read_bio_Parameters_ex(b, NULL, lc, NULL);
+    if (!p)
+        return hsmtls__fail_ssl(cfg->err, "DH parameters %s: no PEM DH PARAMETERS found", what);
+    if (!EVP_PKEY_is_a(p, "DH") && !EVP_PKEY_is_a(p, "DHX")) {
+        hsmtls__fail(cfg->err, "DH parameters %s: these are %s parameters, not DH", what, EVP_PKEY_get0_type_name(p));
+        EVP_PKEY_free(p);
+        return HSMTLS_ERROR;
+    }
+    int bits = EVP_PKEY_get_bits(p);
+    SSL_CTX *scratch = SSL_CTX_new_ex(lc, NULL, TLS_server_method());
+    int ok = 0;
+    if (scratch && EVP_PKEY_up_ref(p) && !(ok = SSL_CTX_set0_tmp_dh_pkey(scratch, p)))
+        EVP_PKEY_free(p); /* the reference the scratch context did not take */
+    SSL_CTX_free(scratch);
+    if (!ok) {
+        EVP_PKEY_free(p);
+        return hsmtls__fail_ssl(cfg->err, "DH parameters %s (%d bits) rejected", what, bits);
+    }
+    char group[64];
+    size_t n = 0;
+    char *name = NULL;
+    if (EVP_PKEY_get_group_name(p, group, sizeof group, &n) == 1 && n > 0 && !(name = strdup(group))) {
+        EVP_PKEY_free(p);
+        return hsmtls__fail(cfg->err, "out of memory");
+    }
+    ERR_clear_error();
+    set_dh(cfg, name, p);
+    return HSMTLS_OK;
+}
+
+int hsmtls_config_set_dh_params(hsmtls_config *cfg, const char *path)
+{
+    if (!path)
+        return hsmtls__fail(cfg->err, "hsmtls_config_set_dh_params: no file");
+    ERR_clear_error();
+    BIO *b = BIO_new_file(path, "r");
+    if (!b)
+        return hsmtls__fail_ssl(cfg->err, "DH parameters file %s", path);
+    char what[1100];
+    snprintf(what, sizeof what, "file %s", path);
+    int rc = set_params(cfg, b, what);
+    BIO_free(b);
+    return rc;
+}
+
+int hsmtls_config_set_dh_params_mem(hsmtls_config *cfg, const void *data, size_t len)
+{
+    if (!data || !len || len > INT_MAX)
+        return hsmtls__fail(cfg->err, "hsmtls_config_set_dh_params_mem: no data");
+    BIO *b = BIO_new_mem_buf(data, (int)len);
+    if (!b)
+        return hsmtls__fail_ssl(cfg->err, "out of memory");
+    int rc = set_params(cfg, b, "in memory");
+    BIO_free(b);
+    return rc;
+}
