@@ -68,11 +68,13 @@ static hsmtls_session *tls_session(hsmtls_config *ccfg)
 void test_dtls_resume(void)
 {
     hsmtls_config *ccfg = dtls_client_config(1);
+    int ok;
     for (int tickets = 1; tickets >= 0; tickets--) {
         hsmtls_config *scfg = dtls_server_config();
         CHECK(hsmtls_config_set_session_tickets(scfg, tickets) == 0);
         hsmtls_dtls *cl, *sv;
-        CHECK_MSG(associate(scfg, ccfg, "localhost", NULL, &cl, &sv), hsmtls_dtls_error_message(cl));
+        ok = associate(scfg, ccfg, "localhost", NULL, &cl, &sv);
+        CHECK_MSG(ok, hsmtls_dtls_error_message(cl));
         CHECK(hsmtls_dtls_session_reused(cl) == 0 && hsmtls_dtls_session_reused(sv) == 0);
         hsmtls_session *first = hsmtls_dtls_session(cl);
         CHECK_MSG(first != NULL, "no session after the handshake");
@@ -92,7 +94,8 @@ void test_dtls_resume(void)
         hsmtls_dtls_free(sv);
 
         hsmtls_dtls *cl2, *sv2;
-        CHECK_MSG(associate(scfg, ccfg, "localhost", loaded, &cl2, &sv2), hsmtls_dtls_error_message(cl2));
+        ok = associate(scfg, ccfg, "localhost", loaded, &cl2, &sv2);
+        CHECK_MSG(ok, hsmtls_dtls_error_message(cl2));
         CHECK_MSG(hsmtls_dtls_session_reused(cl2) == 1, tickets ? "ticket not resumed" : "session ID not resumed");
         CHECK(hsmtls_dtls_session_reused(sv2) == 1);
         CHECK(check_contains(hsmtls_dtls_summary(cl2), "resumed session"));
@@ -165,9 +168,11 @@ void test_dtls_sni(void)
     hsmtls_config *checked = dtls_client_config(1), *unchecked = dtls_client_config(1);
     CHECK(hsmtls_config_set_check_hostname(unchecked, 0) == 0);
     hsmtls_dtls *cl, *sv;
+    int ok;
 
     /* by name: the other certificate, which does not name rsa.example */
-    CHECK_MSG(associate(scfg, unchecked, "rsa.example", NULL, &cl, &sv), hsmtls_dtls_error_message(cl));
+    ok = associate(scfg, unchecked, "rsa.example", NULL, &cl, &sv);
+    CHECK_MSG(ok, hsmtls_dtls_error_message(cl));
     CHECK(strcmp(seen.name, "rsa.example") == 0 && seen.conn == hsmtls_dtls_conn(sv));
     CHECK(check_contains(hsmtls_conn_peer_subject(hsmtls_dtls_conn(cl)), "OU=rsa2048"));
     CHECK(hsmtls_dtls_server_name(sv) && strcmp(hsmtls_dtls_server_name(sv), "rsa.example") == 0);
