@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ec.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
 
 static void record(hsmtls_conn *conn, long code, int depth, X509 *cert)
@@ -248,6 +250,26 @@ static EVP_PKEY *ephemeral(const hsmtls_conn *conn)
     return NULL;
 }
 
+/* The size of a negotiated group by its NID, for a server whose TLS 1.2 shares are
+ * gone (0 when not known). */
+static int group_bits(int nid)
+{
+    if (nid <= 0 || (nid & TLSEXT_nid_unknown))
+        return 0;
+    if (nid == NID_X25519)
+        return 253;
+    if (nid == NID_X448)
+        return 448;
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(nid);
+    int bits = g ? EC_GROUP_get_degree(g) : 0;
+    EC_GROUP_free(g);
+    const char *sn = bits ? NULL : OBJ_nid2sn(nid);
+    if (sn && strncmp(sn, "ffdhe", 5) == 0)
+        bits = atoi(sn + 5);
+    ERR_clear_error();
+    return bits;
+}
+
 /* A TLS 1.2 DHE server keeps neither share after the handshake: its config's
  * parameters say which group it was (the values the connection was made with, unless
  * the config changed since). */
@@ -264,7 +286,10 @@ const char *hsmtls_conn_ephemeral_key(const hsmtls_conn *cconn)
         return conn->ephemeral;
     EVP_PKEY *k = ephemeral(conn);
     if (!k) {
-        if (dhe_server(conn))
+        int nid = SSL_get_negotiated_group(conn->ssl);
+        if (nid > 0 && !(nid & TLSEXT_nid_unknown) && OBJ_nid2sn(nid))
+            conn->ephemeral = strdup(OBJ_nid2sn(nid));
+        else if (dhe_server(conn))
             conn->ephemeral = strdup(hsmtls_config_dh_group(conn->cfg) ? hsmtls_config_dh_group(conn->cfg) : "DH");
         return conn->ephemeral;
     }
@@ -343,8 +368,10 @@ int hsmtls_conn_ephemeral_key_bits(const hsmtls_conn *conn)
     if (!SSL_is_init_finished(conn->ssl))
         return 0;
     EVP_PKEY *k = ephemeral(conn);
-    if (!k)
-        return dhe_server(conn) ? hsmtls_config_dh_bits(conn->cfg) : 0;
+    if (!k) {
+        int bits = group_bits(SSL_get_negotiated_group(conn->ssl));
+        return bits ? bits : dhe_server(conn) ? hsmtls_config_dh_bits(conn->cfg) : 0;
+    }
     int bits = EVP_PKEY_get_bits(k);
     EVP_PKEY_free(k);
     return bits > 0 ? bits : 0;

@@ -33,3 +33,14 @@ def test_lib_conn(sandbox, case):
 
 def test_lib_cert(sandbox):
     assert_clean(sandbox.run(BIN / "test_lib_cert", sandbox.dir))
+
+
+@pytest.mark.parametrize("case", ["binding", "dh"])
+def test_lib_binding(sandbox, case, tmp_path):
+    """Channel bindings, the ephemeral key, DH parameters (tests/c/test_lib_binding.c)."""
+    assert_clean(sandbox.run(BIN / "test_lib_binding", sandbox.dir, case, tmp_path, timeout=120))
+
+
+def test_lib_session_cache(sandbox):
+    """Session cache mode, size, flush and counters (tests/c/test_lib_cache.c)."""
+    assert_clean(sandbox.run(BIN / "test_lib_cache", sandbox.dir, timeout=120))

@@ -136,6 +136,8 @@ static void case_loading(void)
         CHECK(hsmtls_config_key_location(s) == HSMTLS_LOC_FILE);
         CHECK(hsmtls_config_cert_location(s) == HSMTLS_LOC_FILE);
         CHECK(strcmp(hsmtls_config_key_ref(s), check_path(key)) == 0);
+        CHECK(hsmtls_config_cert_ref(s) && strcmp(hsmtls_config_cert_ref(s), check_path(cert)) == 0);
+        CHECK(strcmp(hsmtls_location_name(hsmtls_config_key_location(s)), "file") == 0);
         CHECK(check_contains(hsmtls_config_cert_subject(s), "CN=localhost"));
         hsmtls_conn *conn = hsmtls_conn_new(s);
         CHECK_MSG(conn != NULL, hsmtls_error_message());
@@ -174,6 +176,11 @@ static void case_loading(void)
     CHECK_MSG(hsmtls_config_set_cert_mem(m, cmem, clen) == 0, hsmtls_config_error(m));
     CHECK_MSG(hsmtls_config_set_key_mem(m, kmem, klen) == 0, hsmtls_config_error(m));
     CHECK(hsmtls_config_key_location(m) == HSMTLS_LOC_MEMORY && hsmtls_config_key_ref(m) == NULL);
+    CHECK(hsmtls_config_cert_ref(m) == NULL);
+    CHECK(strcmp(hsmtls_location_name(hsmtls_config_cert_location(m)), "memory") == 0);
+    CHECK(strcmp(hsmtls_location_name(HSMTLS_LOC_TOKEN), "token") == 0);
+    CHECK(strcmp(hsmtls_location_name(HSMTLS_LOC_NONE), "none") == 0);
+    CHECK(strcmp(hsmtls_location_name((enum hsmtls_location)42), "none") == 0);
     CHECK(hsmtls_config_set_key_mem(m, "garbage", 7) == HSMTLS_ERROR);
     free(cmem);
     free(kmem);
@@ -305,6 +312,8 @@ static void case_token(void)
     const char *cert_uri = "pkcs11:token=server;object=ec-p256;type=cert";
     CHECK_MSG(hsmtls_config_set_cert(s, cert_uri) == 0, hsmtls_config_error(s));
     CHECK(hsmtls_config_cert_location(s) == HSMTLS_LOC_TOKEN);
+    CHECK(hsmtls_config_cert_ref(s) && strcmp(hsmtls_config_cert_ref(s), cert_uri) == 0);
+    CHECK(strcmp(hsmtls_location_name(hsmtls_config_cert_location(s)), "token") == 0);
     hsmtls_cert *on_token = hsmtls_cert_load(cert_uri), *in_file = hsmtls_cert_load(check_path("certs/ec-p256.pem"));
     CHECK_MSG(on_token && in_file && hsmtls_cert_equal(on_token, in_file), hsmtls_error_message());
     /* a key object on the token: a handle, its public half readable */
