@@ -133,6 +133,7 @@ hsmtls_config *hsmtls_config_copy(const hsmtls_config *src)
     c->verify_depth = src->verify_depth;
     c->peer_cert_required = src->peer_cert_required;
     c->check_hostname = src->check_hostname;
+    c->cn_fallback = src->cn_fallback;
     c->interrupt_on_verify = src->interrupt_on_verify;
     if (!bad && src->alpn)
         bad = hsmtls_config_set_alpn(c, src->alpn) != HSMTLS_OK;
@@ -310,6 +311,15 @@ int hsmtls_config_set_check_hostname(hsmtls_config *cfg, int check)
 }
 
 int hsmtls_config_check_hostname(const hsmtls_config *cfg) { return cfg->check_hostname; }
+
+int hsmtls_config_set_hostname_cn_fallback(hsmtls_config *cfg, int on)
+{
+    cfg->cn_fallback = !!on;
+    hsmtls__config_changed(cfg);
+    return HSMTLS_OK;
+}
+
+int hsmtls_config_hostname_cn_fallback(const hsmtls_config *cfg) { return cfg->cn_fallback; }
 
 int hsmtls_config_set_session_tickets(hsmtls_config *cfg, int on)
 {

@@ -9,6 +9,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 void hsmtls__config_changed(hsmtls_config *cfg)
 {
@@ -235,6 +236,10 @@ static void apply_verify(const hsmtls_config *cfg, SSL_CTX *ctx)
         SSL_CTX_set_cert_verify_callback(ctx, hsmtls__verify_chain_cb, NULL);
     if (cfg->verify_depth >= 0)
         SSL_CTX_set_verify_depth(ctx, cfg->verify_depth);
+    /* RFC 6125: names in the subjectAltName only, unless the application asks for the
+     * subject's common name too (used then only when there is no DNS name) */
+    X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(ctx), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                                    (cfg->cn_fallback ? 0 : X509_CHECK_FLAG_NEVER_CHECK_SUBJECT));
     static const struct { unsigned ours; unsigned long x509; } flag_map[] = {
         { HSMTLS_VFLAG_CRL_CHECK, X509_V_FLAG_CRL_CHECK },
         { HSMTLS_VFLAG_CRL_CHECK_ALL, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL },

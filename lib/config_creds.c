@@ -2,6 +2,7 @@
  * one loader, and the check that a key and its certificate belong together. */
 #include "lib_internal.h"
 
+#include <glob.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +144,40 @@ int hsmtls_config_add_ca(hsmtls_config *cfg, const char *ref)
     sk_X509_free(certs);
     hsmtls__config_changed(cfg);
     return HSMTLS_OK;
+}
+
+int hsmtls_config_add_ca_glob(hsmtls_config *cfg, const char *pattern)
+{
+    if (!pattern)
+        return hsmtls__fail(cfg->err, "hsmtls_config_add_ca_glob: no pattern");
+    glob_t g;
+    int r = glob(pattern, GLOB_ERR, NULL, &g);
+    if (r == GLOB_NOMATCH)
+        return hsmtls__fail(cfg->err, "CA files %s: the pattern matches no file", pattern);
+    if (r != 0)
+        return hsmtls__fail(cfg->err, "CA files %s: %s", pattern, r == GLOB_NOSPACE ? "out of memory" : "read error");
+    int n = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        /* all or nothing: a file that holds no certificate fails the whole call */
+        STACK_OF(X509) *certs = hsmtls__load_certs(g.gl_pathv[i], NULL, 0, &cfg->pin, cfg->provider_path, cfg->err);
+        if (!certs) {
+            while (n-- > 0)
+                X509_free(sk_X509_pop(cfg->ca));
+            globfree(&g);
+            return HSMTLS_ERROR;
+        }
+        X509 *x;
+        while ((x = sk_X509_shift(certs)) != NULL) {
+            if (sk_X509_push(cfg->ca, x))
+                n++;
+            else
+                X509_free(x);
+        }
+        sk_X509_free(certs);
+    }
+    globfree(&g);
+    hsmtls__config_changed(cfg);
+    return n;
 }
 
 int hsmtls_config_add_ca_cert(hsmtls_config *cfg, const hsmtls_cert *cert)

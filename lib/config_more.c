@@ -226,7 +226,7 @@ int hsmtls_config_equal(const hsmtls_config *a, const hsmtls_config *b)
              str_eq(a->key_ref, b->key_ref) && certs_eq(a->ca, b->ca) && a->n_ca_dirs == b->n_ca_dirs &&
              a->ca_default == b->ca_default && a->verify_mode == b->verify_mode &&
              a->verify_depth == b->verify_depth && a->peer_cert_required == b->peer_cert_required &&
-             a->check_hostname == b->check_hostname && a->interrupt_on_verify == b->interrupt_on_verify &&
+             a->check_hostname == b->check_hostname && a->cn_fallback == b->cn_fallback && a->interrupt_on_verify == b->interrupt_on_verify &&
              a->verify_flags == b->verify_flags && a->session_timeout == b->session_timeout &&
              a->server_preference == b->server_preference && str_eq(a->alpn, b->alpn) &&
              str_eq(a->ciphers, b->ciphers) && str_eq(a->ciphersuites, b->ciphersuites) &&
@@ -249,6 +249,14 @@ int hsmtls_config_equal(const hsmtls_config *a, const hsmtls_config *b)
         eq = str_eq(a->opts[i].name, b->opts[i].name) && str_eq(a->opts[i].value, b->opts[i].value);
     for (int i = 0; eq && i < a->n_client_ca_names; i++)
         eq = str_eq(a->client_ca_names[i], b->client_ca_names[i]);
+    return eq;
+}
+
+int hsmtls_config_is_default(const hsmtls_config *cfg)
+{
+    hsmtls_config *fresh = cfg ? hsmtls_config_new(cfg->role) : NULL;
+    int eq = fresh && hsmtls_config_equal(cfg, fresh);
+    hsmtls_config_free(fresh);
     return eq;
 }
 

@@ -174,8 +174,7 @@ int hsmtls_conn_set_hostname(hsmtls_conn *conn, const char *name)
     } else {
         ok = SSL_set_tlsext_host_name(conn->ssl, name);
         if (ok && conn->check_hostname) {
-            SSL_set_hostflags(conn->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-            ok = SSL_set1_host(conn->ssl, name);
+            ok = SSL_set1_host(conn->ssl, name); /* the flags are the context's (config_build.c) */
         }
     }
     ERR_clear_error(); /* a2i_IPADDRESS leaves errors for names */

@@ -86,6 +86,7 @@ struct hsmtls_config {
     int verify_depth;               /* -1: OpenSSL's default */
     int peer_cert_required;
     int check_hostname;
+    int cn_fallback;                /* host names may match the subject's CN (default 0) */
     int interrupt_on_verify;
     unsigned verify_flags;
     long session_timeout;

@@ -478,3 +478,36 @@ def test_untrusted_server_chain(sandbox, ignore, source):
         assert proc.returncode == 0 and field(proc.stdout, "reply") == "olleh", proc.stdout
     else:
         assert proc.returncode == 1 and "unable to get local issuer" in field(proc.stdout, "handshake-error")
+
+
+# ---- host names in the common name only ----
+
+@pytest.fixture(scope="module")
+def cn_only_cert(sandbox, tmp_path_factory):
+    """certs/ec-p256.pem's key in a certificate from the sandbox CA naming localhost in
+    its subject's CN only, with no subjectAltName."""
+    d = tmp_path_factory.mktemp("cn")
+    csr, pem = d / "cn.csr", d / "cn.pem"
+    sandbox.run("openssl", "req", "-new", "-key", sandbox.dir / "soft" / "ec-p256.key", "-subj",
+                "/O=hsmtls sandbox/OU=cn-only/CN=localhost", "-out", csr, check=True)
+    sandbox.run("openssl", "x509", "-req", "-in", csr, "-CA", sandbox.dir / "ca.pem", "-CAkey",
+                sandbox.dir / "ca.key", "-days", "2", "-out", pem, check=True)
+    text = sandbox.run("openssl", "x509", "-in", pem, "-noout", "-text", check=True).stdout
+    assert "Subject Alternative Name" not in text
+    return pem
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("fallback", [False, True])
+def test_common_name_fallback(sandbox, cn_only_cert, fallback, source):
+    """RFC 6125: off by default, the CN does not name the host; on, it does."""
+    port = peers.free_port()
+    args = peers.openssl_server_args(port, key_ref(sandbox, "ec-p256", source), cn_only_cert, "-rev")
+    with peers.serving(args, sandbox, port):
+        proc = lib_client(sandbox, port, "--ca", sandbox.dir / "ca.pem", *(["--cn-fallback"] if fallback else []))
+    if fallback:
+        assert proc.returncode == 0 and field(proc.stdout, "reply") == "olleh", proc.stdout
+        assert field(proc.stdout, "peer") == "CN=localhost,OU=cn-only,O=hsmtls sandbox verified"
+    else:
+        assert proc.returncode == 1
+        assert "hostname mismatch" in field(proc.stdout, "handshake-error"), proc.stdout

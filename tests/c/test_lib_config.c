@@ -35,8 +35,15 @@ static void case_defaults(void)
     CHECK(hsmtls_config_provider_path(c) != NULL);
     CHECK(hsmtls_config_verify_flags(c) == 0 && hsmtls_config_session_timeout(s) == 0);
     CHECK(hsmtls_config_server_preference(s) == 1);
+    CHECK(hsmtls_config_hostname_cn_fallback(c) == 0);
+    /* null-ness: only the defaults; any change, even one undone by hand, is seen */
+    CHECK(hsmtls_config_is_default(c) && hsmtls_config_is_default(s) && !hsmtls_config_is_default(NULL));
+    CHECK(hsmtls_config_set_hostname_cn_fallback(c, 1) == 0 && hsmtls_config_hostname_cn_fallback(c) == 1);
+    CHECK(!hsmtls_config_is_default(c));
+    CHECK(hsmtls_config_set_hostname_cn_fallback(c, 0) == 0 && hsmtls_config_is_default(c));
     CHECK(hsmtls_config_set_session_timeout(s, -1) == HSMTLS_ERROR);
     CHECK(hsmtls_config_set_verify_flags(c, HSMTLS_VFLAG_STRICT) == 0);
+    CHECK(!hsmtls_config_is_default(c));
 
     /* legacy protocols need an explicit yes */
     CHECK(hsmtls_config_set_protocols(c, HSMTLS_TLS1_0, 0) == HSMTLS_ERROR);
@@ -167,6 +174,21 @@ static void case_loading(void)
     CHECK(hsmtls_config_set_key(s, check_path("ca.pem")) == HSMTLS_ERROR);
     CHECK_MSG(check_contains(hsmtls_config_error(s), "no key found"), hsmtls_config_error(s));
     CHECK(strcmp(hsmtls_error_message(), hsmtls_config_error(s)) == 0);
+
+    /* CA certificates by glob: every certificate of every match (a chain file holds two) */
+    hsmtls_config *g = hsmtls_config_new(HSMTLS_CLIENT);
+    char pattern[1300];
+    snprintf(pattern, sizeof pattern, "%s", check_path("certs/ec-p[23]*.pem"));
+    CHECK_MSG(hsmtls_config_add_ca_glob(g, pattern) == 6, hsmtls_config_error(g)); /* 256, 384: leaf, chain */
+    CHECK(hsmtls_config_ca_count(g) == 6);
+    snprintf(pattern, sizeof pattern, "%s", check_path("certs/nothing*.pem"));
+    CHECK(hsmtls_config_add_ca_glob(g, pattern) == HSMTLS_ERROR);
+    CHECK_MSG(check_contains(hsmtls_config_error(g), "matches no file"), hsmtls_config_error(g));
+    snprintf(pattern, sizeof pattern, "%s", check_path("[cp]*.txt")); /* objects.txt, pin.txt: no certificates */
+    CHECK(hsmtls_config_add_ca_glob(g, pattern) == HSMTLS_ERROR);
+    CHECK(hsmtls_config_ca_count(g) == 6);
+    CHECK(hsmtls_config_add_ca_glob(g, NULL) == HSMTLS_ERROR);
+    hsmtls_config_free(g);
 
     /* memory */
     size_t clen, klen;

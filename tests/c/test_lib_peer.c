@@ -12,7 +12,7 @@
  *   client: --cert FILE --key REF --servername NAME --send LINE... --sess-in FILE
  *           --sess-out FILE --interrupt (pause on verification errors) --ignore CODE...
  *           --renegotiate (after the first line) --no-replies (for a peer that only
- *           prints what it gets) */
+ *           prints what it gets) --cn-fallback (host names may match the subject's CN) */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -27,7 +27,7 @@
 #define MAX_LIST 16
 
 static struct {
-    int serve, port, naccept, version, renegotiation, no_tickets, pha, interrupt, renegotiate, no_replies;
+    int serve, port, naccept, version, renegotiation, no_tickets, pha, interrupt, renegotiate, no_replies, cn_fallback;
     int cache, cache_size;
     const char *cert, *key, *ca, *servername, *dhparams, *dh_group, *ciphers, *sess_in, *sess_out, *pin_source;
     const char *send[MAX_LIST];
@@ -116,6 +116,8 @@ static hsmtls_config *make_config(void)
     }
     if (opt.interrupt)
         TRY(hsmtls_config_set_interrupt_on_verify_error(cfg, 1));
+    if (opt.cn_fallback)
+        TRY(hsmtls_config_set_hostname_cn_fallback(cfg, 1));
 #undef TRY
     if (opt.serve)
         printf("dh: %s %d\n", hsmtls_config_dh_group(cfg) ? hsmtls_config_dh_group(cfg) : "custom",
@@ -333,6 +335,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--interrupt")) opt.interrupt = 1, used = 0;
         else if (!strcmp(a, "--renegotiate")) opt.renegotiate = 1, used = 0;
         else if (!strcmp(a, "--no-replies")) opt.no_replies = 1, used = 0;
+        else if (!strcmp(a, "--cn-fallback")) opt.cn_fallback = 1, used = 0;
         else if (!v) {
             fprintf(stderr, "%s needs a value\n", a);
             return 2;

@@ -147,6 +147,10 @@ const char *hsmtls_config_cert_subject(const hsmtls_config *cfg);
 int hsmtls_config_add_ca(hsmtls_config *cfg, const char *ref);
 int hsmtls_config_add_ca_dir(hsmtls_config *cfg, const char *dir);
 int hsmtls_config_add_ca_cert(hsmtls_config *cfg, const hsmtls_cert *cert);
+/* Every certificate of every file a glob(3) pattern matches (all the .pem files of a
+ * directory, say); returns the number of certificates added. A pattern that matches
+ * nothing, or a matching file that holds no certificate, fails (and adds none). */
+int hsmtls_config_add_ca_glob(hsmtls_config *cfg, const char *pattern);
 int hsmtls_config_use_default_ca(hsmtls_config *cfg, int use);
 /* Number of CA certificates added from files/URIs. */
 int hsmtls_config_ca_count(const hsmtls_config *cfg);
@@ -180,6 +184,10 @@ int hsmtls_config_interrupt_on_verify_error(const hsmtls_config *cfg);
 /* Client: check the server's certificate against the host name (default on). */
 int hsmtls_config_set_check_hostname(hsmtls_config *cfg, int check);
 int hsmtls_config_check_hostname(const hsmtls_config *cfg);
+/* Client: whether a certificate without DNS names in its subjectAltName may match by
+ * its subject's common name (off by default, as RFC 6125 and browsers have it). */
+int hsmtls_config_set_hostname_cn_fallback(hsmtls_config *cfg, int on);
+int hsmtls_config_hostname_cn_fallback(const hsmtls_config *cfg);
 
 /* ALPN protocols, comma-separated in preference order ("h2,http/1.1"); NULL clears. A
  * server picks its first protocol the client offers, and goes on without ALPN when none. */
@@ -294,6 +302,8 @@ int hsmtls_config_renegotiation(const hsmtls_config *cfg);
 /* Equality (Qt's operator==): 1 when both hold the same values, certificates and keys
  * (compared by content), CRLs and callbacks. */
 int hsmtls_config_equal(const hsmtls_config *a, const hsmtls_config *b);
+/* Null-ness (Qt's isNull): 1 when the config holds only the defaults of its role. */
+int hsmtls_config_is_default(const hsmtls_config *cfg);
 
 /* What this library and its OpenSSL support, colon-separated; the caller free()s the
  * string (NULL when out of memory). TLS 1.2 ciphers (those of the legacy versions too
