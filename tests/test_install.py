@@ -96,6 +96,7 @@ def check_handshake(proc, prefix_lib):
     out = proc.stdout
     assert f"provider: {provider}\n" in out, out
     assert "version: TLSv1.3" in out and "peer: CN=localhost,OU=ec-p256" in out, out
+    assert "server token signatures: 1\n" in out, out  # TLS 1.3: one CertificateVerify
     mapped = re.findall(r"^mapped: (.*)$", out, re.M)
     assert [m for m in mapped if m.endswith("/hsmtls.so")] == [provider], out
     return mapped

@@ -1,8 +1,9 @@
 /* Built by tests/test_install.py against an installed libhsmtls (pkg-config, and
  * find_package(hsmtls) through CMakeLists.txt here): a server whose key is on the
  * sandbox's server token and a client that trusts the sandbox CA complete a TLS
- * handshake in memory and exchange a line. Then it prints the libhsmtls and hsmtls.so
- * files mapped into the process, so the test can tell which library and provider ran.
+ * handshake in memory and exchange a line. Then it prints the signatures the server
+ * token made (counted by the provider's core) and the libhsmtls and hsmtls.so files
+ * mapped into the process, so the test can tell which library and provider ran.
  * usage: handshake SANDBOX_DIR */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <hsmtls/config.h>
 #include <hsmtls/conn.h>
 #include <hsmtls/error.h>
+#include <hsmtls/token.h>
 
 static const char *sandbox;
 
@@ -119,6 +121,10 @@ int main(int argc, char **argv)
 
     printf("version: %s\ncipher: %s\npeer: %s\n", hsmtls_conn_version(cli),
            hsmtls_conn_cipher(cli), hsmtls_conn_peer_subject(cli));
+    long signatures = hsmtls_token_signatures("server");
+    if (signatures < 0)
+        fail("token signatures", hsmtls_error_message());
+    printf("server token signatures: %ld\n", signatures);
     print_mapped_hsmtls();
     hsmtls_conn_free(cli);
     hsmtls_conn_free(srv);
