@@ -90,6 +90,8 @@ typedef int (*hsmtls_psk_server_cb)(hsmtls_conn *conn, const char *identity, uns
 /* Called with each SSLKEYLOGFILE-format line (no newline). */
 typedef void (*hsmtls_keylog_cb)(const hsmtls_conn *conn, const char *line, void *arg);
 
+/* A config for a client or a server with the safe defaults above (NULL + message on
+ * failure); up_ref adds a reference, free drops one (the last frees it). */
 hsmtls_config *hsmtls_config_new(enum hsmtls_role role);
 int hsmtls_config_up_ref(hsmtls_config *cfg);
 void hsmtls_config_free(hsmtls_config *cfg);
@@ -155,6 +157,8 @@ int hsmtls_config_use_default_ca(hsmtls_config *cfg, int use);
 /* Number of CA certificates added from files/URIs. */
 int hsmtls_config_ca_count(const hsmtls_config *cfg);
 
+/* Peer verification mode (enum hsmtls_verify_mode, default AUTO) and the longest chain
+ * accepted (-1: OpenSSL's default, 100). */
 int hsmtls_config_set_verify_mode(hsmtls_config *cfg, enum hsmtls_verify_mode mode);
 enum hsmtls_verify_mode hsmtls_config_verify_mode(const hsmtls_config *cfg);
 int hsmtls_config_set_verify_depth(hsmtls_config *cfg, int depth);
@@ -264,6 +268,8 @@ int hsmtls_config_session_stats(hsmtls_config *cfg, hsmtls_session_stats *out);
 int hsmtls_config_set_server_preference(hsmtls_config *cfg, int on);
 int hsmtls_config_server_preference(const hsmtls_config *cfg);
 
+/* The callbacks above (hsmtls_keylog_cb, hsmtls_sni_cb for servers, the PSK ones for
+ * their side), each with the argument it is given; NULL turns one off. */
 int hsmtls_config_set_keylog_cb(hsmtls_config *cfg, hsmtls_keylog_cb cb, void *arg);
 int hsmtls_config_set_sni_cb(hsmtls_config *cfg, hsmtls_sni_cb cb, void *arg);
 int hsmtls_config_set_psk_client_cb(hsmtls_config *cfg, hsmtls_psk_client_cb cb, void *arg);
