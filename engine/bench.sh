@@ -13,6 +13,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 SECONDS_EACH=${BENCH_SECONDS:-2}
+# s_time takes whole seconds: one more than each figure's time, rounded down.
+STIME=$(awk -v s="$SECONDS_EACH" 'BEGIN { printf "%d", s + 1 }')
 ROUNDS=${BENCH_ROUNDS:-3}
 SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
 LIBP11=$(pkg-config --variable=enginesdir libcrypto)/pkcs11.so
@@ -82,7 +84,7 @@ s_time_rate() {
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.1
     done
-    rate=$(openssl s_time -connect "127.0.0.1:$port" -new -time $((SECONDS_EACH + 1)) 2>&1 |
+    rate=$(openssl s_time -connect "127.0.0.1:$port" -new -time $STIME 2>&1 |
         sed -n 's/^\([0-9]*\) connections in \([0-9.]*\) real seconds.*/\1 \2/p' |
         awk '{ if ($2 > 0) printf "%.0f", $1 / $2 }')
     kill "$SERVER" 2>/dev/null
@@ -93,7 +95,7 @@ s_time_rate() {
 }
 
 echo
-echo "== openssl s_time -new -time $((SECONDS_EACH + 1)) against openssl s_server -engine ID (TLS 1.3, loopback), best of $ROUNDS"
+echo "== openssl s_time -new -time $STIME against openssl s_server -engine ID (TLS 1.3, loopback), best of $ROUNDS"
 printf '%-16s %-9s %14s\n' engine key "handshakes/s"
 declare -A best
 for _ in $(seq "$ROUNDS"); do

@@ -5,7 +5,8 @@ The convention (docs/README.md says it for writers):
 - ```sh blocks are commands. Per file, all of them run in order in one bash with
   `set -euo pipefail`, in a scratch directory, with $HSMTLS_SRC (the source tree),
   $HSMTLS_BUILD (the build under test, its bin/ first on PATH), $PORT and $PORT2 (free TCP
-  ports) and the session sandbox's env.sh sourced ($HSMTLS_SANDBOX, SOFTHSM2_CONF,
+  ports), BENCH_SECONDS=0.2 and BENCH_ROUNDS=1 (benchmarks run briefly), HSMTLS_PROVIDER
+  (this build's provider) and the session sandbox's env.sh sourced ($HSMTLS_SANDBOX, SOFTHSM2_CONF,
   HSMTLS_PKCS11_MODULE, OPENSSL_CONF). HOME is a scratch home whose
   ~/.cache/hsmtls/sandbox is that sandbox. A file fails as a whole, naming its failing
   command with its line and the output.
@@ -25,7 +26,7 @@ import subprocess
 import pytest
 
 import peers
-from conftest import BUILD, ROOT, base_env, sanitized, sanitizer_preload
+from conftest import BUILD, PROVIDER, ROOT, base_env, sanitizer_preload
 
 GEN = ROOT / "docs" / "gen-api.py"
 REGENERATE = "/usr/bin/python3 docs/gen-api.py"
@@ -205,6 +206,9 @@ def test_page_commands_run(page, sandbox, tmp_path):
     env.pop("XDG_CACHE_HOME", None)
     env.update({"HOME": str(home), "HSMTLS_SRC": str(ROOT), "HSMTLS_BUILD": str(BUILD),
                 "PORT": str(peers.free_port()), "PORT2": str(peers.free_port()),
+                # Benchmarks run briefly: their commands read these (docs say the defaults).
+                "BENCH_SECONDS": "0.2", "BENCH_ROUNDS": "1",
+                "HSMTLS_BUILD_DIR": str(BUILD), "HSMTLS_PROVIDER": str(PROVIDER),
                 "PATH": f"{wrap}:{BUILD / 'bin'}:{env['PATH']}"})
     preamble = f". '{sandbox.dir}/env.sh'\n"
     proc = subprocess.Popen(["bash", "-c", preamble + script], cwd=work, env=env, text=True,
