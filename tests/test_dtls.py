@@ -158,8 +158,9 @@ def test_mutual_dtls_client_key_on_token(sandbox, tmp_path, source):
     assert "handshake failed" in log(), log()
 
 
-def test_several_clients_at_once(sandbox, tmp_path):
-    with dtls_serve(sandbox, tmp_path, "ec-p256") as (port, _, log):
+@pytest.mark.parametrize("source", SOURCES)
+def test_several_clients_at_once(sandbox, tmp_path, source):
+    with dtls_serve(sandbox, tmp_path, "ec-p256", source=source) as (port, _, log):
         results = {}
 
         def client(i):
