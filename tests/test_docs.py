@@ -5,7 +5,8 @@ The convention (docs/README.md says it for writers):
 - ```sh blocks are commands. Per file, all of them run in order in one bash with
   `set -euo pipefail`, in a scratch directory, with $HSMTLS_SRC (the source tree),
   $HSMTLS_BUILD (the build under test, its bin/ first on PATH), $PORT and $PORT2 (free TCP
-  ports), BENCH_SECONDS=0.2 and BENCH_ROUNDS=1 (benchmarks run briefly), HSMTLS_PROVIDER
+  ports), BENCH_SECONDS=0.2, BENCH_ROUNDS=1 and
+  BENCH_IDLE=20 (benchmarks run briefly), HSMTLS_PROVIDER
   (this build's provider) and the session sandbox's env.sh sourced ($HSMTLS_SANDBOX, SOFTHSM2_CONF,
   HSMTLS_PKCS11_MODULE, OPENSSL_CONF). HOME is a scratch home whose
   ~/.cache/hsmtls/sandbox is that sandbox. A file fails as a whole, naming its failing
@@ -207,7 +208,7 @@ def test_page_commands_run(page, sandbox, tmp_path):
     env.update({"HOME": str(home), "HSMTLS_SRC": str(ROOT), "HSMTLS_BUILD": str(BUILD),
                 "PORT": str(peers.free_port()), "PORT2": str(peers.free_port()),
                 # Benchmarks run briefly: their commands read these (docs say the defaults).
-                "BENCH_SECONDS": "0.2", "BENCH_ROUNDS": "1",
+                "BENCH_SECONDS": "0.2", "BENCH_ROUNDS": "1", "BENCH_IDLE": "20",
                 "HSMTLS_BUILD_DIR": str(BUILD), "HSMTLS_PROVIDER": str(PROVIDER),
                 "PATH": f"{wrap}:{BUILD / 'bin'}:{env['PATH']}"})
     preamble = f". '{sandbox.dir}/env.sh'\n"
