@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, ROOT, assert_no_sanitizer_report, sanitized, sanitizer_preload
+from conftest import BUILD, ROOT, assert_no_sanitizer_report, base_env, sanitized, sanitizer_preload
 
 WORK = BUILD / "install-check"
 TREE = WORK / "tree"         # not "build": an installed hsmtls-sandbox looks at ../build
@@ -184,10 +184,17 @@ def test_installed_cli_lists_the_sandbox_tokens(installed, sandbox):
     assert 'token "server"' in proc.stdout and 'token "client"' in proc.stdout, proc.stdout
 
 
-def test_installed_sandbox_names_the_installed_provider(installed, tmp_path):
-    env = {k: v for k, v in build_env().items()
-           if k not in ("HSMTLS_PROVIDER", "OPENSSL_CONF", "SOFTHSM2_CONF", "HSMTLS_PKCS11_MODULE")}
-    run([PREFIX / "bin/hsmtls-sandbox", tmp_path / "sb"], env=env, timeout=120)
+def test_installed_demo_on_a_sandbox_made_by_the_installed_script(installed, tmp_path):
+    """The installed CLI, its sandbox script and the installed provider, end to end; the
+    sandbox's openssl.cnf names the installed provider. (A fresh sandbox: running the
+    script over the session's would rewrite its openssl.cnf.)"""
+    env = {k: v for k, v in base_env().items() if k not in ("HSMTLS_PROVIDER", "HSMTLS_SANDBOX")}
+    env["HSMTLS_SANDBOX_SCRIPT"] = str(PREFIX / "bin/hsmtls-sandbox")
+    proc = subprocess.run([str(PREFIX / "bin/hsmtls"), "demo", "--sandbox", str(tmp_path / "sb")],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert_no_sanitizer_report(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count('signatures   token "server" 1, token "client" 1') == 2, proc.stdout
     cnf = (tmp_path / "sb/openssl.cnf").read_text()
     assert f"module = {PREFIX}/lib/ossl-modules/hsmtls.so\n" in cnf, cnf
 
@@ -301,7 +308,7 @@ def test_provider_and_engine_dirs_follow_the_prefix_or_an_explicit_setting(build
         engine = re.search(r"^engine=(.*)$", pc, re.M).group(1)
         run(["make", "-C", tree / "lib", "provider_path.c.o"], env=build_env())
         run(["make", "-C", tree / "engine", "engine.c.o"], env=build_env())
-        for obj in (tree / "lib/CMakeFiles/hsmtls_lib_shared.dir/provider_path.c.o",
+        for obj in (tree / "lib/CMakeFiles/hsmtls_lib_provider_path.dir/provider_path.c.o",
                     tree / "engine/CMakeFiles/hsmtls_engine.dir/engine.c.o"):
             assert provider.encode() + b"\0" in obj.read_bytes(), (obj, provider)
         return provider, engine
