@@ -254,6 +254,9 @@ static int client(void)
     }
     if (r != 0) {
         printf("handshake-error: %s\n", hsmtls_conn_error_message(conn));
+        hsmtls_conn_free(conn);
+        close(fd);
+        hsmtls_config_free(cfg);
         return 1;
     }
     print_info(conn);
