@@ -48,6 +48,9 @@ enum hsmtls_dtls_state {
 /* The largest datagram a DTLS object reads or writes. */
 #define HSMTLS_DTLS_MAX_DATAGRAM 65536
 
+/* A new association from the config's current values (client or server as its role
+ * says; NULL with hsmtls_error_message() on failure), freeing it, its role, and why the
+ * last call on it failed. */
 hsmtls_dtls *hsmtls_dtls_new(hsmtls_config *cfg);
 void hsmtls_dtls_free(hsmtls_dtls *dtls);
 enum hsmtls_role hsmtls_dtls_role(const hsmtls_dtls *dtls);
