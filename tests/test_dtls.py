@@ -110,24 +110,35 @@ def test_serve_gnutls_client(sandbox, tmp_path, source):
     assert "1 handshakes" in log(), log()
 
 
-@pytest.mark.parametrize("source", SOURCES)
-def test_connect_openssl_server(sandbox, tmp_path, source):
+@contextlib.contextmanager
+def openssl_dtls_server(box, source, *extra, stdin="sleep 6"):
+    """`openssl s_server -dtls1_2` with the ec-p256 key (the token's PIN from openssl.cnf)
+    on a free loopback port, its stdin from a shell command; yields (port, result) with
+    result["out"], what it printed, filled in when the block ends."""
     port = peers.free_port()
-    key = key_ref(sandbox, "ec-p256", source, pin=False)  # the token's PIN from openssl.cnf
+    key = key_ref(box, "ec-p256", source, pin=False)
     server = subprocess.Popen(
-        f"(sleep 2; echo from-openssl; sleep 4) | openssl s_server -dtls1_2 -listen -accept {port} "
-        f"-key '{key}' -cert {cert(sandbox, 'ec-p256')} -naccept 1 -quiet",
-        shell=True, env=sandbox.env_for("openssl"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        f"({stdin}) | openssl s_server -dtls1_2 -accept 127.0.0.1:{port} -key '{key}' "
+        f"-cert {cert(box, 'ec-p256')} -quiet {' '.join(extra)}",
+        shell=True, env=box.env_for("openssl"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = {}
     try:
         time.sleep(0.8)
+        yield port, result
+    finally:
+        result["out"], _ = server.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_connect_openssl_server(sandbox, tmp_path, source):
+    with openssl_dtls_server(sandbox, source, "-listen", "-naccept", "1",
+                             stdin="sleep 2; echo from-openssl; sleep 4") as (port, result):
         proc = dtls_connect(sandbox, port, "--ca", ca(sandbox), "--servername", "localhost", "--linger", "4",
                             data="line one\nline two\n")
         assert proc.returncode == 0, proc.stderr
         assert "DTLSv1.2" in proc.stderr and "verified" in proc.stderr, proc.stderr
         assert "from-openssl" in proc.stdout, proc.stdout
-    finally:
-        out, _ = server.communicate(timeout=30)
-    assert "line one" in out and "line two" in out, out
+    assert "line one" in result["out"] and "line two" in result["out"], result["out"]
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -420,22 +431,13 @@ def test_resume_ours_both_ways(sandbox, tmp_path, source):
 def test_resume_openssl_server(sandbox, tmp_path, source):
     # without -listen s_server (3.0) takes a second client from another port
     sess = tmp_path / "sess.der"
-    port = peers.free_port()
-    key = key_ref(sandbox, "ec-p256", source, pin=False)
-    server = subprocess.Popen(
-        f"(sleep 1; echo from-openssl; sleep 8) | openssl s_server -dtls1_2 -accept 127.0.0.1:{port} "
-        f"-key '{key}' -cert {cert(sandbox, 'ec-p256')} -naccept 2 -quiet",
-        shell=True, env=sandbox.env_for("openssl"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        time.sleep(0.8)
+    with openssl_dtls_server(sandbox, source, "-naccept", "2", stdin="sleep 8") as (port, result):
         args = ["--ca", ca(sandbox), "--servername", "localhost", "--linger", "1"]
         first = dtls_connect(sandbox, port, *args, "--sess-out", sess, data="first\n")
         second = dtls_connect(sandbox, port, *args, "--sess-in", sess, data="second\n")
-    finally:
-        out, _ = server.communicate(timeout=30)
     assert first.returncode == 0 and "new session" in first.stderr, first.stderr
     assert second.returncode == 0 and "resumed session" in second.stderr, second.stderr
-    assert "first" in out and "second" in out, out
+    assert "first" in result["out"] and "second" in result["out"], result["out"]
 
 
 @pytest.mark.parametrize("source", SOURCES)
