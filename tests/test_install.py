@@ -8,7 +8,6 @@ One extra build directory, BUILD/install-check/tree, is configured for each layo
 turn (tests and benchmarks off, the sanitizers as in BUILD), once per test run."""
 import fcntl
 import os
-import pathlib
 import re
 import shutil
 import subprocess
@@ -85,9 +84,8 @@ def installed(build):
 def program_env(sandbox, extra):
     """The sandbox's module and tokens, but no HSMTLS_PROVIDER and no OPENSSL_CONF (whose
     provider is the build tree's): the library must find the installed provider itself."""
-    env = sandbox.env_for("handshake", {"HSMTLS_PROVIDER": None, "OPENSSL_CONF": None,
-                                        "LD_LIBRARY_PATH": None, **extra})
-    return env
+    return sandbox.env_for("handshake", {"HSMTLS_PROVIDER": None, "OPENSSL_CONF": None,
+                                         "LD_LIBRARY_PATH": None, **extra})
 
 
 def check_handshake(proc, prefix_lib):
