@@ -44,6 +44,9 @@ EXEMPT = {
         "installs system packages as root from the network; CI's image runs exactly this",
     ("README.md", "./run-demo"): "run as a user runs it by tests/test_front_door.py",
     ("README.md", "./run-tests"): "it is CI itself: builds both builds and runs this suite",
+    ("README.md", ". ~/.cache/hsmtls/sandbox/env.sh     # SOFTHSM2_CONF, HSMTLS_PKCS11_MODULE, OPENSSL_CONF"):
+        "interactive (asks for a PIN, runs a server in the foreground); the same commands run "
+        "in docs/quickstart.md, docs/pins.md (--login) and docs/provider.md (s_server -key pkcs11:)",
     ("README.md", "cmake -S . -B build && cmake --build build -j        # programs land in build/bin/"):
         "builds in the shared source tree; the build under test was made by these commands",
     ("docs/quickstart.md", "cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo"):
@@ -194,7 +197,7 @@ def test_page_commands_run(page, sandbox, tmp_path):
     assert not problems, "\n".join(problems)
     script, where = script_for(page, found)
     if len(where) == 2:
-        pytest.skip(f"{page} shows no command")
+        return  # no command to run (or all exempt): the fences were checked
 
     home = tmp_path / "home"
     (home / ".cache" / "hsmtls").mkdir(parents=True)
@@ -213,7 +216,7 @@ def test_page_commands_run(page, sandbox, tmp_path):
                 "PATH": f"{wrap}:{BUILD / 'bin'}:{env['PATH']}"})
     preamble = f". '{sandbox.dir}/env.sh'\n"
     proc = subprocess.Popen(["bash", "-c", preamble + script], cwd=work, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
