@@ -99,8 +99,10 @@ def parse(text):
                 c = codes[i]
                 depth += c.count("{") + c.count("(") - c.count("}") - c.count(")")
                 i += 1
-                if (depth <= 0 and c.rstrip().endswith(";")) or i >= len(lines):
-                    break
+                head = " ".join(codes[start:i]).strip()
+                body_done = c.rstrip().endswith("}") and not re.match(r"(typedef|enum|struct|union)\b", head)
+                if depth <= 0 and (c.rstrip().endswith(";") or body_done) or i >= len(lines):
+                    break  # a declaration, or an inline function's body
             items.append(Item("code", lines[start:i], start + 1))
     return items
 

@@ -105,10 +105,13 @@ def test_generator_handles_what_headers_may_hold(tmp_path, monkeypatch):
         "enum hsmtls_x_kind hsmtls_x_kind_of(int n);  /* trailing */\n\n"
         "#define HSMTLS_X_MAX 5\n"
         "enum hsmtls_x_kind {\n    HSMTLS_X_A = 1, /* first,\n                       two lines */\n};\n"
-        "int hsmtls_x_lonely(void);\n\n#endif\n")
+        "int hsmtls_x_lonely(void);\n\n"
+        "/* An inline helper. */\nstatic inline int hsmtls_x_twice(int n)\n{\n    return 2 * n;\n}\n"
+        "int hsmtls_x_after(void);\n\n#endif\n")
     monkeypatch.setattr(gen, "HEADERS", tmp_path)
     got = {name: ok for _, name, _, ok in gen.functions()}
-    assert got == {"hsmtls_x_set_cb": True, "hsmtls_x_kind_of": True, "hsmtls_x_lonely": False}
+    assert got == {"hsmtls_x_set_cb": True, "hsmtls_x_kind_of": True, "hsmtls_x_lonely": False,
+                   "hsmtls_x_twice": True, "hsmtls_x_after": True}
     assert gen.undocumented() == ["lib/include/hsmtls/x.h:17: hsmtls_x_lonely"]
     text = gen.render()
     assert "int hsmtls_x_set_cb(hsmtls_x_cb cb,\n                    void *arg);" in text
