@@ -55,6 +55,7 @@ hsmtls_conn *hsmtls_conn_new(hsmtls_config *cfg)
     conn->role = cfg->role;
     conn->effective_verify = hsmtls__config_effective_verify(cfg);
     conn->check_hostname = cfg->check_hostname && cfg->role == HSMTLS_CLIENT;
+    conn->alpn_listed = cfg->alpn_wire != NULL;
     conn->keylog = cfg->keylog;
     conn->keylog_arg = cfg->keylog_arg;
     conn->interrupt_on_verify = cfg->interrupt_on_verify && cfg->role == HSMTLS_CLIENT;

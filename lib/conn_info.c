@@ -160,6 +160,13 @@ const char *hsmtls_conn_alpn(const hsmtls_conn *cconn)
     return conn->alpn;
 }
 
+int hsmtls_conn_alpn_status(const hsmtls_conn *conn)
+{
+    if (!SSL_is_init_finished(conn->ssl) || !conn->alpn_listed)
+        return HSMTLS_ALPN_NONE;
+    return hsmtls_conn_alpn(conn) ? HSMTLS_ALPN_NEGOTIATED : HSMTLS_ALPN_UNSUPPORTED;
+}
+
 const char *hsmtls_conn_hostname(const hsmtls_conn *conn)
 {
     if (conn->role == HSMTLS_CLIENT)

@@ -176,6 +176,7 @@ struct hsmtls_conn {
     struct cert_list peer_chain, verified_chain;
     int shutdown_sent;
     int check_hostname;
+    int alpn_listed;                /* the config had an ALPN list when the conn was made */
     hsmtls_keylog_cb keylog;        /* the config's, as it was when the conn was made */
     void *keylog_arg;
     hsmtls_sni_cb sni;

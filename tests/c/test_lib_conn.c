@@ -76,6 +76,7 @@ static void case_memory(void)
     pair(cc, sc, &cli, &srv, "localhost");
     CHECK(hsmtls_conn_role(cli) == HSMTLS_CLIENT && hsmtls_conn_role(srv) == HSMTLS_SERVER);
     CHECK(hsmtls_conn_version(cli) == NULL && !hsmtls_conn_handshake_done(cli));
+    CHECK(hsmtls_conn_alpn_status(cli) == HSMTLS_ALPN_NONE); /* not yet known */
     /* nothing fed yet: the server wants to read */
     CHECK(hsmtls_conn_handshake(srv) == HSMTLS_WANT_READ);
     CHECK(hsmtls_conn_outgoing(cli) == 0);
@@ -92,6 +93,7 @@ static void case_memory(void)
     CHECK(hsmtls_conn_cipher_bits(cli) >= 128);
     CHECK_MSG(hsmtls_conn_alpn(cli) && strcmp(hsmtls_conn_alpn(cli), "h2") == 0, hsmtls_conn_alpn(cli));
     CHECK(hsmtls_conn_alpn(srv) && strcmp(hsmtls_conn_alpn(srv), "h2") == 0);
+    CHECK(hsmtls_conn_alpn_status(cli) == HSMTLS_ALPN_NEGOTIATED && hsmtls_conn_alpn_status(srv) == HSMTLS_ALPN_NEGOTIATED);
     CHECK(check_contains(hsmtls_conn_peer_subject(cli), "OU=ec-p256"));
     CHECK(hsmtls_conn_peer_subject(srv) == NULL);
     CHECK(hsmtls_conn_verify_result(cli) == X509_V_OK && hsmtls_conn_peer_verified(cli));
@@ -449,6 +451,7 @@ static void case_misc(void)
     CHECK(strcmp(hsmtls_conn_cipher(cli), "ECDHE-RSA-AES128-GCM-SHA256") == 0);
     CHECK(hsmtls_conn_cipher_bits(cli) == 128);
     CHECK(hsmtls_conn_alpn(cli) == NULL);
+    CHECK(hsmtls_conn_alpn_status(cli) == HSMTLS_ALPN_NONE && hsmtls_conn_alpn_status(srv) == HSMTLS_ALPN_NONE);
     CHECK(k.lines >= 1 && k.client_random >= 1);
     hsmtls_conn_free(cli);
     hsmtls_conn_free(srv);
@@ -483,6 +486,7 @@ static void case_misc(void)
     pair(cc, sc, &cli, &srv, "localhost");
     CHECK(pump_handshake(cli, srv, &rs, NULL) == 0 && rs == 0);
     CHECK(hsmtls_conn_alpn(cli) == NULL);
+    CHECK(hsmtls_conn_alpn_status(cli) == HSMTLS_ALPN_UNSUPPORTED && hsmtls_conn_alpn_status(srv) == HSMTLS_ALPN_UNSUPPORTED);
     CHECK(strcmp(hsmtls_conn_version(cli), "TLSv1.2") == 0);
     hsmtls_conn_free(cli);
     hsmtls_conn_free(srv);
