@@ -78,6 +78,12 @@ int hsmtls__fail_ssl(char *dst, const char *fmt, ...)
     return HSMTLS_ERROR;
 }
 
+void hsmtls__openssl_reasons(char *buf, size_t size)
+{
+    buf[0] = '\0';
+    append_openssl(buf, size);
+}
+
 int hsmtls__fail(char *dst, const char *fmt, ...)
 {
     char buf[HSMTLS_ERRLEN];

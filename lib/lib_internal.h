@@ -20,6 +20,8 @@
 /* Formats "what: OpenSSL reasons" into dst (and the thread's last message), draining
  * OpenSSL's error queue; returns HSMTLS_ERROR. dst may be NULL. */
 int hsmtls__fail_ssl(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Takes OpenSSL's queued reasons as ": reason; reason" (empty when none). */
+void hsmtls__openssl_reasons(char *buf, size_t size);
 /* The same without OpenSSL's queue (which is cleared). */
 int hsmtls__fail(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Copies a message into dst and the thread's last message. */

@@ -268,7 +268,18 @@ static void *load(const char *ref, const void *mem, size_t len, enum what what,
         else if (a.gave_up && pin && !pin->cb)
             hsmtls__fail_ssl(err, "%s %s: cannot read a %s from the pin-source file %s", kind,
                              shown, token ? "PIN" : "passphrase", pin->source);
-        else if (a.source_rejected || (a.calls && pin && !pin->cb))
+        else if (token && !a.source_rejected && a.calls && pin && !pin->cb) {
+            /* The token asks once either way; its reason tells a rejected PIN from a
+             * key that is not there, which a wrong-PIN message would hide. */
+            char why[HSMTLS_ERRLEN - 512];
+            hsmtls__openssl_reasons(why, sizeof why);
+            if (strstr(why, "CKR_PIN_"))
+                hsmtls__fail(err, "%s %s: wrong PIN in the pin-source file %s%s", kind, shown,
+                             pin->source, why);
+            else
+                hsmtls__fail(err, "%s %s: not loaded from the token (the PIN from %s was accepted)%s",
+                             kind, shown, pin->source, why);
+        } else if (a.source_rejected || (a.calls && pin && !pin->cb))
             hsmtls__fail_ssl(err, "%s %s: wrong %s in the pin-source file %s", kind, shown,
                              token ? "PIN" : "passphrase", pin->source);
         else if (a.gave_up)

@@ -312,6 +312,18 @@ def test_pin_source(sandbox, tmp_path, source):
     assert proc.returncode == 0 and proc.stdout == "hello\n", proc.stderr
 
 
+def test_missing_token_key_is_not_called_a_wrong_pin(sandbox, tmp_path):
+    """A right PIN and a label that is not on the token: the message names the missing key
+    and the labels the token holds, not the PIN."""
+    pin = tmp_path / "pin.txt"
+    pin.write_text("1234\n")
+    proc = sandbox.hsmtls("serve", "--port", str(peers.free_port()), "--cert", cert(sandbox, "ec-p256"),
+                          "--key", "pkcs11:token=server;object=no-such-key;type=private", "--pin-source", pin)
+    assert proc.returncode == 1, proc.stderr
+    assert "wrong PIN" not in proc.stderr and "no private key matches" in proc.stderr, proc.stderr
+    assert '"ec-p256"' in proc.stderr and "1234" not in proc.stderr, proc.stderr
+
+
 def test_missing_files_and_refused_connections(sandbox):
     proc = sandbox.hsmtls("serve", "--port", str(peers.free_port()), "--cert", cert(sandbox, "ec-p256"),
                           "--key", sandbox.dir / "soft" / "nothing.key")
