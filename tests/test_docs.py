@@ -27,7 +27,7 @@ import subprocess
 import pytest
 
 import peers
-from conftest import BUILD, PROVIDER, ROOT, base_env, sanitizer_preload
+from conftest import BUILD, PROVIDER, ROOT, base_env, sanitized, sanitizer_preload
 
 GEN = ROOT / "docs" / "gen-api.py"
 REGENERATE = "/usr/bin/python3 docs/gen-api.py"
@@ -169,9 +169,13 @@ def shell_wrappers(directory):
             wraps[prog] = (f"/usr/bin/{prog}", pre)
         wraps["python3"] = ("/usr/bin/python3", pre)
         wraps["nginx"] = ("/usr/sbin/nginx", pre)
-        # curl links GnuTLS and deadlocks with libasan first: libc goes first (test_engine.py).
-        wraps["curl"] = ("/usr/bin/curl", {"LD_PRELOAD": "libc.so.6 " + pre["LD_PRELOAD"],
-                                           "ASAN_OPTIONS": "detect_leaks=0:verify_asan_link_order=0"})
+        # curl and p11tool link GnuTLS and deadlock with libasan first: libc goes first
+        # (test_engine.py). They load our provider through OpenSSL (libcurl's, or OpenSC's
+        # module under p11-kit) when OPENSSL_CONF names it.
+        gnutls_pre = {"LD_PRELOAD": "libc.so.6 " + pre["LD_PRELOAD"],
+                      "ASAN_OPTIONS": "detect_leaks=0:verify_asan_link_order=0"}
+        wraps["curl"] = ("/usr/bin/curl", gnutls_pre)
+        wraps["p11tool"] = ("/usr/bin/p11tool", gnutls_pre)
     for prog, (real, env) in wraps.items():
         sets = " ".join(f"{k}='{v}'" for k, v in env.items())
         (directory / prog).write_text(f"#!/bin/sh\nexec env {sets} {real} \"$@\"\n")
@@ -217,20 +221,28 @@ def test_page_commands_run(page, sandbox, tmp_path):
                 "BENCH_SECONDS": "0.2", "BENCH_ROUNDS": "1", "BENCH_IDLE": "20",
                 "HSMTLS_BUILD_DIR": str(BUILD), "HSMTLS_PROVIDER": str(PROVIDER),
                 "PATH": f"{wrap}:{BUILD / 'bin'}:{env['PATH']}"})
+    if sanitized():  # programs the docs compile link the instrumented libhsmtls
+        env["CC"] = "cc -fsanitize=address,undefined"
     preamble = f". '{sandbox.dir}/env.sh'\n"
-    proc = subprocess.Popen(["bash", "-c", preamble + script], cwd=work, env=env, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"{page}: its commands ran over 240 s\nstdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}")
-    finally:
+    # Output to files, not pipes: a server a failed page leaves running would hold a pipe
+    # open; the script's own exit is what is waited for.
+    with open(tmp_path / "out", "w+") as fout, open(tmp_path / "err", "w+") as ferr:
+        proc = subprocess.Popen(["bash", "-c", preamble + script], cwd=work, env=env, text=True,
+                                stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=240)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
         try:  # servers a page forgot, or left by a failure
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        proc.wait()
+        out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    if timed_out:
+        pytest.fail(f"{page}: its commands ran over 240 s\nstdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}")
     if proc.returncode != 0:
         m = re.findall(r"hsmtls-doc-failed (\d+) (\d+): (.*)", err)
         if m:
