@@ -263,3 +263,17 @@ def test_exemptions_still_match():
         if not any(lang == "sh" and body and body[0] == first for lang, _, body in blocks(ROOT / page)):
             stale.append(f"{page}: no sh block starts with {first!r}")
     assert not stale, "\n".join(stale)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_links_resolve(page):
+    """Relative links of a page name files that exist (anchors and web links aside)."""
+    path = ROOT / page
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        if not (path.parent / target.split("#")[0]).exists():
+            broken.append(target)
+    assert not broken, f"{page}: links to missing files: {broken}"
