@@ -160,7 +160,8 @@ def check_fences(page, found):
 def shell_wrappers(directory):
     """Programs in a directory put first on PATH. python3 is Debian's (the one on PATH
     may be another build). In a sanitizer build, system programs that load our
-    instrumented provider or engine get the preload conftest computes."""
+    instrumented provider or engine get the preload conftest computes, and cc
+    instruments what the docs compile."""
     directory.mkdir()
     pre = sanitizer_preload()
     wraps = {"python3": ("/usr/bin/python3", {})}
@@ -180,6 +181,9 @@ def shell_wrappers(directory):
         sets = " ".join(f"{k}='{v}'" for k, v in env.items())
         (directory / prog).write_text(f"#!/bin/sh\nexec env {sets} {real} \"$@\"\n")
         (directory / prog).chmod(0o755)
+    if pre:  # programs the docs compile link the instrumented libhsmtls
+        (directory / "cc").write_text('#!/bin/sh\nexec /usr/bin/cc -fsanitize=address,undefined "$@"\n')
+        (directory / "cc").chmod(0o755)
 
 
 def script_for(page, found):
@@ -221,8 +225,6 @@ def test_page_commands_run(page, sandbox, tmp_path):
                 "BENCH_SECONDS": "0.2", "BENCH_ROUNDS": "1", "BENCH_IDLE": "20",
                 "HSMTLS_BUILD_DIR": str(BUILD), "HSMTLS_PROVIDER": str(PROVIDER),
                 "PATH": f"{wrap}:{BUILD / 'bin'}:{env['PATH']}"})
-    if sanitized():  # programs the docs compile link the instrumented libhsmtls
-        env["CC"] = "cc -fsanitize=address,undefined"
     preamble = f". '{sandbox.dir}/env.sh'\n"
     # Output to files, not pipes: a server a failed page leaves running would hold a pipe
     # open; the script's own exit is what is waited for.
