@@ -76,14 +76,16 @@ int hsmtls_conn_version_number(const hsmtls_conn *conn);     /* HSMTLS_TLS1_3 */
 const char *hsmtls_conn_cipher(const hsmtls_conn *conn);    /* "TLS_AES_256_GCM_SHA384" */
 int hsmtls_conn_cipher_bits(const hsmtls_conn *conn);
 const char *hsmtls_conn_alpn(const hsmtls_conn *conn);
+const char *hsmtls_conn_hostname(const hsmtls_conn *conn);  /* client: set; server: SNI received */
+const char *hsmtls_conn_peer_subject(const hsmtls_conn *conn);
+int hsmtls_conn_session_reused(const hsmtls_conn *conn);
+
 /* ALPN's outcome (Qt's NextProtocolNegotiationStatus): NONE when this end had no list
  * (or the handshake is not done), NEGOTIATED when a protocol was chosen, UNSUPPORTED when
  * it had a list and none was chosen (the peer offered or accepted none of it). */
 enum hsmtls_alpn_status { HSMTLS_ALPN_NONE = 0, HSMTLS_ALPN_NEGOTIATED = 1, HSMTLS_ALPN_UNSUPPORTED = 2 };
 int hsmtls_conn_alpn_status(const hsmtls_conn *conn);
-const char *hsmtls_conn_hostname(const hsmtls_conn *conn);  /* client: set; server: SNI received */
-const char *hsmtls_conn_peer_subject(const hsmtls_conn *conn);
-int hsmtls_conn_session_reused(const hsmtls_conn *conn);
+
 /* Client: the OCSP response the server stapled (DER; NULL and *len 0 when none). */
 const unsigned char *hsmtls_conn_ocsp_response(const hsmtls_conn *conn, size_t *len);
 /* Server: the PSK identity the client used (NULL when none). */
