@@ -273,11 +273,14 @@ static void *load(const char *ref, const void *mem, size_t len, enum what what,
              * key that is not there, which a wrong-PIN message would hide. */
             char why[HSMTLS_ERRLEN - 512];
             hsmtls__openssl_reasons(why, sizeof why);
-            if (strstr(why, "CKR_PIN_"))
+            if (strstr(why, "CKR_PIN_LOCKED"))
+                hsmtls__fail(err, "%s %s: the token's PIN is locked (too many wrong PINs); "
+                             "unlock it with the SO PIN%s", kind, shown, why);
+            else if (strstr(why, "CKR_PIN_"))
                 hsmtls__fail(err, "%s %s: wrong PIN in the pin-source file %s%s", kind, shown,
                              pin->source, why);
             else
-                hsmtls__fail(err, "%s %s: not loaded from the token (the PIN from %s was accepted)%s",
+                hsmtls__fail(err, "%s %s: not loaded from the token (PIN from the pin-source file %s)%s",
                              kind, shown, pin->source, why);
         } else if (a.source_rejected || (a.calls && pin && !pin->cb))
             hsmtls__fail_ssl(err, "%s %s: wrong %s in the pin-source file %s", kind, shown,
