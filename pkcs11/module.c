@@ -26,6 +26,7 @@ static CK_RV initialize(hsmtls_p11_module *m)
     memset(&args, 0, sizeof args);
     args.flags = CKF_OS_LOCKING_OK;
     CK_RV rv = P11_CALL(m, C_Initialize, &args);
+    m->owns_init = rv == CKR_OK;
     /* Another library in this process (or the parent, before a fork, for modules
      * that keep state across it) already initialised it: that is usable. */
     if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
@@ -52,6 +53,41 @@ int hsmtls_p11_module_check_fork(hsmtls_p11_module *m)
     }
     pthread_mutex_unlock(&m->lock);
     return ret;
+}
+
+/* SoftHSM2 (2.6) reads its token directory once, in C_Initialize, and a C_Login in any
+ * process rewrites that token's token.object (truncated under a lock, written after the
+ * unlock): a process whose C_Initialize read it in that gap has no slot for the token
+ * until C_Finalize and C_Initialize. Handles do not survive that, so it is done only
+ * when this process initialised the module (no other library here relies on it) and
+ * holds no session or object of it; the token locks are held so no session opens
+ * meanwhile. */
+int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m)
+{
+    if (hsmtls_p11_module_check_fork(m) < 0)
+        return -1;
+    pthread_mutex_lock(&m->lock);
+    int idle = m->owns_init;
+    size_t locked = 0;
+    while (idle && locked < m->ntokens) {
+        hsmtls_p11_token *t = m->tokens[locked++];
+        pthread_mutex_lock(&t->lock);
+        idle = t->open_sessions == 0 && t->nidle == 0 && t->nobjects == 0;
+    }
+    CK_RV rv = CKR_OK;
+    if (idle) {
+        P11_CALL(m, C_Finalize, NULL);
+        rv = initialize(m);
+        for (size_t i = 0; i < m->ntokens; i++)
+            m->tokens[i]->logged_in = 0;
+    }
+    for (size_t i = 0; i < locked; i++)
+        pthread_mutex_unlock(&m->tokens[i]->lock);
+    pthread_mutex_unlock(&m->lock);
+    if (rv != CKR_OK)
+        return hsmtls_p11_error_set(rv, "re-initialising PKCS#11 module %s: %s", m->path,
+                                    hsmtls_p11_rv_name(rv));
+    return idle;
 }
 
 static char *base_name(const char *path)
@@ -232,6 +268,40 @@ static void trim_copy(char *dst, const unsigned char *src, size_t len)
     dst[len] = '\0';
 }
 
+static int has_serial(const CK_TOKEN_INFO *info)
+{
+    for (size_t i = 0; i < sizeof info->serialNumber; i++)
+        if (info->serialNumber[i] != ' ' && info->serialNumber[i] != '\0')
+            return 1;
+    return 0;
+}
+
+/* The kept token for what a slot shows: the one seen in that slot before, or (`moved`)
+ * one with the same serial number and label that no slot claimed in this listing and
+ * that has no session. SoftHSM2 numbers a token whose file it read half-written at
+ * C_Initialize by its position (slot 0) instead of by its serial number, and a later
+ * C_Initialize moves it to its real slot: callers hold pointers to the token. */
+static hsmtls_p11_token *known_token(hsmtls_p11_module *m, CK_SLOT_ID slot,
+                                     const CK_TOKEN_INFO *info, int moved)
+{
+    for (size_t k = 0; k < m->ntokens; k++) {
+        hsmtls_p11_token *t = m->tokens[k];
+        if (memcmp(t->info.serialNumber, info->serialNumber, sizeof info->serialNumber) != 0)
+            continue;
+        if (!moved && t->slot == slot)
+            return t;
+        if (moved && !t->present && has_serial(info) &&
+            memcmp(t->info.label, info->label, sizeof info->label) == 0) {
+            pthread_mutex_lock(&t->lock);
+            int idle = t->open_sessions == 0;
+            pthread_mutex_unlock(&t->lock);
+            if (idle)
+                return t;
+        }
+    }
+    return NULL;
+}
+
 /* Finds the module's tokens, adding new ones to m->tokens and refreshing the
  * presence of known ones. Tokens are never freed before shutdown: objects and
  * callers keep pointers to them. */
@@ -257,20 +327,29 @@ int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh)
         return hsmtls_p11_error_set(rv, "listing slots of PKCS#11 module %s: %s", m->path,
                                     hsmtls_p11_rv_name(rv));
     }
+    struct seen { CK_TOKEN_INFO info; CK_SLOT_INFO sinfo; hsmtls_p11_token *t; int ok; } *seen =
+        count ? calloc(count, sizeof *seen) : NULL;
+    if (count && !seen) {
+        free(slots);
+        pthread_mutex_unlock(&m->lock);
+        return hsmtls_p11_error_set(CKR_HOST_MEMORY, "out of memory listing tokens");
+    }
     for (size_t i = 0; i < m->ntokens; i++)
         m->tokens[i]->present = 0;
     for (CK_ULONG i = 0; i < count; i++) {
-        CK_TOKEN_INFO info;
-        CK_SLOT_INFO sinfo;
-        if (P11_CALL(m, C_GetTokenInfo, slots[i], &info) != CKR_OK ||
-            P11_CALL(m, C_GetSlotInfo, slots[i], &sinfo) != CKR_OK)
-            continue; /* a slot that went away between the calls */
-        hsmtls_p11_token *t = NULL;
-        for (size_t k = 0; k < m->ntokens; k++)
-            if (m->tokens[k]->slot == slots[i] &&
-                memcmp(m->tokens[k]->info.serialNumber, info.serialNumber,
-                       sizeof info.serialNumber) == 0)
-                t = m->tokens[k];
+        /* A failure: a slot that went away between the calls, or SoftHSM2 with the
+         * token's file half-written by another process (CKR_GENERAL_ERROR). */
+        seen[i].ok = P11_CALL(m, C_GetTokenInfo, slots[i], &seen[i].info) == CKR_OK &&
+                     P11_CALL(m, C_GetSlotInfo, slots[i], &seen[i].sinfo) == CKR_OK;
+        if (seen[i].ok && (seen[i].t = known_token(m, slots[i], &seen[i].info, 0)))
+            seen[i].t->present = 1;
+    }
+    for (CK_ULONG i = 0; i < count; i++) {
+        if (!seen[i].ok)
+            continue;
+        hsmtls_p11_token *t = seen[i].t;
+        if (!t && (t = known_token(m, slots[i], &seen[i].info, 1)))
+            t->slot = slots[i];
         if (!t) {
             hsmtls_p11_token **grown = realloc(m->tokens, (m->ntokens + 1) * sizeof *grown);
             t = grown ? calloc(1, sizeof *t) : NULL;
@@ -286,11 +365,12 @@ int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh)
             t->generation = atomic_load(&hsmtls_p11_fork_generation);
             pthread_mutex_init(&t->lock, NULL);
         }
-        t->info = info;
-        t->slot_info = sinfo;
-        trim_copy(t->label, info.label, sizeof info.label);
+        t->info = seen[i].info;
+        t->slot_info = seen[i].sinfo;
+        trim_copy(t->label, seen[i].info.label, sizeof seen[i].info.label);
         t->present = 1;
     }
+    free(seen);
     free(slots);
     pthread_mutex_unlock(&m->lock);
     return 0;

@@ -42,6 +42,7 @@ struct hsmtls_p11_module {
     CK_FUNCTION_LIST *fl;
     CK_INFO info;
     unsigned generation;          /* fork generation it was initialised in */
+    int owns_init;                /* our C_Initialize did it (not CKR_CRYPTOKI_ALREADY_INITIALIZED) */
     pthread_mutex_t lock;         /* guards tokens[] and re-initialisation */
     hsmtls_p11_token **tokens;    /* every token ever seen, kept for the process */
     size_t ntokens;
@@ -94,6 +95,10 @@ extern _Atomic unsigned hsmtls_p11_fork_generation;
 /* module.c */
 int hsmtls_p11_module_check_fork(hsmtls_p11_module *m);
 int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh);
+/* C_Finalize and C_Initialize, when this process initialised the module and holds no
+ * session or object of it (SoftHSM2 lists only the tokens it read at C_Initialize).
+ * 1: done, 0: skipped, -1: failed (the module is then unusable). */
+int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m);
 
 /* session.c: the pool. acquire may open a session; release returns it, or closes
  * it when `broken`. */

@@ -1,6 +1,7 @@
 /* Finding tokens and logging in to them once. */
 #include "p11_internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,8 +28,10 @@ static int token_matches(const hsmtls_p11_uri *uri, hsmtls_p11_token *t)
            hsmtls_p11_uri_match_token(uri, &t->info);
 }
 
-static int list_tokens(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt, int refresh,
-                       hsmtls_p11_token ***out, size_t *n)
+enum list_mode { LIST_KNOWN, LIST_REFRESH, LIST_REINIT };
+
+static int list_tokens(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
+                       enum list_mode mode, hsmtls_p11_token ***out, size_t *n)
 {
     hsmtls_p11_module **mods;
     size_t nmods;
@@ -39,7 +42,8 @@ static int list_tokens(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt, 
     int ret = 0;
     for (size_t i = 0; i < nmods && ret == 0; i++) {
         hsmtls_p11_module *m = mods[i];
-        if (hsmtls_p11_module_tokens(m, refresh) < 0) {
+        if ((mode == LIST_REINIT && hsmtls_p11_module_reinit_idle(m) < 0) ||
+            hsmtls_p11_module_tokens(m, mode != LIST_KNOWN) < 0) {
             ret = -1;
             break;
         }
@@ -61,22 +65,36 @@ static int list_tokens(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt, 
 int hsmtls_p11_tokens_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
                            hsmtls_p11_token ***out, size_t *n)
 {
-    return list_tokens(uri, opt, 1, out, n);
+    return list_tokens(uri, opt, LIST_REFRESH, out, n);
+}
+
+/* Pauses (ms) before the looks after the first miss: 1 s in all, spent only when no
+ * token matches. SoftHSM2 2.6 loses a token while another process logs in to it (every
+ * C_Login rewrites token.object, truncating it first): C_GetTokenInfo fails for a moment,
+ * or, when this process's C_Initialize read the file in that gap, the token is missing
+ * from its slot list until the module is initialised again. */
+static const long retry_pause_ms[] = { 10, 30, 60, 100, 200, 300, 300 };
+#define RETRIES (sizeof retry_pause_ms / sizeof retry_pause_ms[0])
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 int hsmtls_p11_tokens_find(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
                            hsmtls_p11_token ***out, size_t *n)
 {
-    /* Known tokens first; a miss looks again, since a token may have been inserted.
-     * Then once more after a pause: SoftHSM2 skips a token whose files another process
-     * is rewriting at that moment (seen when two servers log in at once). */
-    if (list_tokens(uri, opt, 0, out, n) < 0)
+    /* Known tokens first; a miss looks again at once, since a token may have been
+     * inserted, then after growing pauses, re-initialising idle modules from the third
+     * look on (see retry_pause_ms). */
+    if (list_tokens(uri, opt, LIST_KNOWN, out, n) < 0)
         return -1;
-    if (*n == 0 && list_tokens(uri, opt, 1, out, n) < 0)
-        return -1;
-    if (*n == 0) {
-        nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
-        if (list_tokens(uri, opt, 1, out, n) < 0)
+    for (size_t i = 0; *n == 0 && i <= RETRIES; i++) {
+        if (i > 0)
+            pause_ms(retry_pause_ms[i - 1]);
+        if (list_tokens(uri, opt, i >= 2 ? LIST_REINIT : LIST_REFRESH, out, n) < 0)
             return -1;
     }
     if (*n > 0)
@@ -86,7 +104,7 @@ int hsmtls_p11_tokens_find(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *o
     size_t nall;
     char present[512] = "";
     size_t used = 0;
-    if (list_tokens(NULL, opt, 0, &all, &nall) == 0) {
+    if (list_tokens(NULL, opt, LIST_KNOWN, &all, &nall) == 0) {
         for (size_t i = 0; i < nall && used < sizeof present - 80; i++)
             used += (size_t)snprintf(present + used, sizeof present - used, "%s\"%s\" (%s, slot %lu)",
                                      i ? ", " : "", all[i]->label, all[i]->module->name,
@@ -135,6 +153,36 @@ static CK_RV login_once(hsmtls_p11_token *t, const char *pin)
     return rv;
 }
 
+/* SoftHSM2 answers C_Login with CKR_USER_PIN_NOT_INITIALIZED (on a token whose PIN is
+ * set) or CKR_GENERAL_ERROR while another process rewrites the token's file (see
+ * retry_pause_ms). When its C_Initialize read the file in that gap it keeps answering so
+ * until initialised again, hence the re-initialisation (this token's idle sessions
+ * closed first) from the third try on; that C_Initialize can fall in such a gap too, and
+ * the token is then missing for a while (CKR_SLOT_ID_INVALID). The PIN was not checked,
+ * so offering it again spends nothing of the token's retry counter. */
+static CK_RV login_retrying(hsmtls_p11_token *t, const char *pin)
+{
+    CK_RV rv = login_once(t, pin);
+    int reinitialised = 0;
+    for (size_t i = 0; i < RETRIES; i++) {
+        int transient = rv == CKR_GENERAL_ERROR ||
+            (rv == CKR_USER_PIN_NOT_INITIALIZED && (t->info.flags & CKF_USER_PIN_INITIALIZED)) ||
+            (reinitialised && (rv == CKR_SLOT_ID_INVALID || rv == CKR_TOKEN_NOT_PRESENT));
+        if (!transient)
+            break;
+        pause_ms(retry_pause_ms[i]);
+        if (i >= 1) {
+            hsmtls_p11_token_drop_sessions(t);
+            int done = hsmtls_p11_module_reinit_idle(t->module);
+            if (done < 0 || hsmtls_p11_module_tokens(t->module, 1) < 0)
+                return hsmtls_p11_error_rv() ? hsmtls_p11_error_rv() : CKR_GENERAL_ERROR;
+            reinitialised |= done;
+        }
+        rv = login_once(t, pin);
+    }
+    return rv;
+}
+
 int hsmtls_p11_token_login(hsmtls_p11_token *t, const hsmtls_p11_uri *uri,
                            const hsmtls_p11_lookup *opt)
 {
@@ -161,7 +209,7 @@ int hsmtls_p11_token_login(hsmtls_p11_token *t, const hsmtls_p11_uri *uri,
             "not offered again, so the token's retry counter is not spent)", t->label);
     }
 
-    CK_RV rv = login_once(t, pin);
+    CK_RV rv = login_retrying(t, pin);
     pthread_mutex_lock(&t->lock);
     if (rv == CKR_OK) {
         t->logged_in = 1;
@@ -191,7 +239,7 @@ int hsmtls_p11_token_relogin(hsmtls_p11_token *t)
     pthread_mutex_unlock(&t->lock);
     if (!had_login)
         return 0; /* never logged in: nothing to restore */
-    CK_RV rv = login_once(t, pin);
+    CK_RV rv = login_retrying(t, pin);
     hsmtls_p11_pin_free(pin);
     if (rv != CKR_OK)
         return hsmtls_p11_error_set(rv, "logging in again to token \"%s\": %s", t->label,
