@@ -3,6 +3,7 @@
 #define HSMTLS_CLI_H
 
 #include "hsmtls/conn.h"
+#include "hsmtls/dtls.h"
 #include "hsmtls/p11_object.h"
 
 /* Exit codes: 0 done, 1 the operation failed, 2 the command line was wrong. */
@@ -19,12 +20,23 @@ struct cli_options {
 int cli_parse_common(int argc, char **argv, struct cli_options *opt, const char *usage);
 /* A lookup from the options, with a PIN callback that prompts on the terminal. */
 hsmtls_p11_lookup cli_lookup(const struct cli_options *opt);
+/* Strict numbers for option opt: all of text a number from min to max, or seconds (a
+ * decimal up to CLI_MAX_SECONDS; more than 0, or 0 too when zero_ok). 0, or -1 after
+ * printing "hsmtls VERB: OPT "TEXT": expected ...". */
+#define CLI_MAX_SECONDS 1000000
+int cli_parse_count(const char *verb, const char *opt, const char *text, long min, long max, long *out);
+int cli_parse_seconds(const char *verb, const char *opt, const char *text, int zero_ok, double *out);
+/* One line into buf without its line end: from the terminal without echo after prompt
+ * (on stderr), or from a pipe as it comes. Its length, or -1 at end of input. */
+int cli_read_hidden(const char *prompt, char *buf, size_t size);
 /* Prints "hsmtls: <what>: <core message>" and returns CLI_FAILED. */
 int cli_fail(const char *what);
 /* Bytes as lowercase hex, in a static buffer (truncated past 64 bytes). */
 const char *cli_hex(const unsigned char *p, size_t len);
+/* Monotonic seconds. */
+double cli_now(void);
 
-/* ---- the TLS and DTLS verbs (serve, connect, dtls-serve, dtls-connect) ---- */
+/* ---- the TLS and DTLS verbs (serve, connect, dtls-serve, dtls-connect): cli_tls.c ---- */
 #define CLI_MAX_SNI 16
 
 /* The options they share. Servers: --port --bind --cert --key --ca --verify-client
@@ -35,7 +47,7 @@ struct cli_tls {
     const char *verb;              /* "serve", in messages */
     const char *target;            /* client: HOST:PORT */
     const char *port, *bind, *naccept_text;
-    long naccept;                  /* -1 (set it so): no limit */
+    long naccept;                  /* --naccept N (1 or more); 0, when it was not given: no limit */
     const char *cert, *key, *ca, *pin_source, *servername, *sess_in, *sess_out;
     int verify_client, no_verify;
     const char *sni[CLI_MAX_SNI];
@@ -67,11 +79,10 @@ int cli_split_target(char *target, char **host, char **port);
  * NULL) gets "ADDR:PORT". -1 after printing why. */
 int cli_socket(const char *verb, const char *host, const char *port, int type, int bind_it, char *shown,
                size_t shown_size);
-/* Monotonic seconds. */
-double cli_now(void);
-/* A session file (DER) read, NULL after printing why; a session written, 0 or -1 after
- * printing why (the session stays the caller's). */
-hsmtls_session *cli_session_read(const char *verb, const char *file);
+/* A session file (DER, as openssl's -sess_out) set on conn, or for DTLS on dtls (the
+ * other NULL), to resume; a session written to one. 0, or -1 after printing why (the
+ * session written stays the caller's). */
+int cli_session_resume(const char *verb, const char *file, hsmtls_conn *conn, hsmtls_dtls *dtls);
 int cli_session_write(const char *verb, hsmtls_session *s, const char *file);
 
 /* The --sni configs: each gets the shared options (and extra's, when given) with its

@@ -1,15 +1,13 @@
-/* Options, PIN prompting and error printing shared by the verbs; the options, config
- * building, session files and SNI table the TLS and DTLS verbs share. */
+/* What every verb shares: the common options, strict numbers, PIN prompting, error
+ * printing. The TLS and DTLS verbs' own shared parts are in cli_tls.c. */
 #include "cli.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,29 +39,69 @@ int cli_parse_common(int argc, char **argv, struct cli_options *opt, const char 
     return i;
 }
 
-/* The PIN is read without echo from the terminal, or as one line from a pipe. */
-static int prompt_pin(const hsmtls_p11_pin_request *req, char *pin, size_t size, void *arg)
+int cli_parse_count(const char *verb, const char *opt, const char *text, long min, long max, long *out)
 {
-    (void)arg;
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || errno == ERANGE || v < min || v > max) {
+        if (max == LONG_MAX)
+            fprintf(stderr, "hsmtls %s: %s \"%s\": expected a whole number, %ld or more\n", verb, opt, text, min);
+        else
+            fprintf(stderr, "hsmtls %s: %s \"%s\": expected a whole number from %ld to %ld\n", verb, opt, text,
+                    min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_seconds(const char *verb, const char *opt, const char *text, int zero_ok, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    /* the cap keeps a wait in milliseconds within an int (poll's) */
+    if (end == text || *end || errno == ERANGE || !isfinite(v) || v < 0 || (v == 0 && !zero_ok) ||
+        v > CLI_MAX_SECONDS) {
+        fprintf(stderr, "hsmtls %s: %s \"%s\": expected seconds, %s and at most %d\n", verb, opt, text,
+                zero_ok ? "0 or more" : "more than 0", CLI_MAX_SECONDS);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_read_hidden(const char *prompt, char *buf, size_t size)
+{
     int tty = isatty(STDIN_FILENO);
     struct termios old, quiet;
     if (tty) {
-        fprintf(stderr, "%sPIN for token \"%s\": ", req->retry ? "(the last PIN was rejected) " : "",
-                req->token_label);
+        fputs(prompt, stderr);
         tcgetattr(STDIN_FILENO, &old);
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
     }
-    char *line = fgets(pin, (int)size, stdin);
+    char *line = fgets(buf, size > INT_MAX ? INT_MAX : (int)size, stdin);
     if (tty) {
         tcsetattr(STDIN_FILENO, TCSANOW, &old);
         fputc('\n', stderr);
     }
     if (!line)
         return -1;
-    pin[strcspn(pin, "\r\n")] = '\0';
-    return (int)strlen(pin);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return (int)strlen(buf);
+}
+
+/* The PIN is read without echo from the terminal, or as one line from a pipe. */
+static int prompt_pin(const hsmtls_p11_pin_request *req, char *pin, size_t size, void *arg)
+{
+    (void)arg;
+    char prompt[256];
+    snprintf(prompt, sizeof prompt, "%sPIN for token \"%s\": ", req->retry ? "(the last PIN was rejected) " : "",
+             req->token_label);
+    return cli_read_hidden(prompt, pin, size);
 }
 
 hsmtls_p11_lookup cli_lookup(const struct cli_options *opt)
@@ -95,332 +133,9 @@ const char *cli_hex(const unsigned char *p, size_t len)
     return buf;
 }
 
-/* ---- what serve, connect, dtls-serve and dtls-connect share ---- */
-
-static int cli_tls_option(struct cli_tls *o, int argc, char **argv, int *i)
-{
-    const char *a = argv[*i];
-    int server = o->role == HSMTLS_SERVER;
-    if (server && strcmp(a, "--verify-client") == 0) {
-        o->verify_client = 1;
-        return 1;
-    }
-    if (!server && strcmp(a, "--no-verify") == 0) {
-        o->no_verify = 1;
-        return 1;
-    }
-    if (!server && a[0] != '-' && !o->target) {
-        o->target = argv[*i];
-        return 1;
-    }
-    const char **slot = NULL;
-    if (strcmp(a, "--cert") == 0)
-        slot = &o->cert;
-    else if (strcmp(a, "--key") == 0)
-        slot = &o->key;
-    else if (strcmp(a, "--ca") == 0)
-        slot = &o->ca;
-    else if (strcmp(a, "--pin-source") == 0)
-        slot = &o->pin_source;
-    else if (server && strcmp(a, "--port") == 0)
-        slot = &o->port;
-    else if (server && strcmp(a, "--bind") == 0)
-        slot = &o->bind;
-    else if (server && strcmp(a, "--naccept") == 0)
-        slot = &o->naccept_text;
-    else if (server && strcmp(a, "--sni") == 0) {
-        if (o->n_sni == CLI_MAX_SNI) {
-            fprintf(stderr, "hsmtls %s: at most %d --sni\n", o->verb, CLI_MAX_SNI);
-            return -1;
-        }
-        slot = &o->sni[o->n_sni];
-    } else if (!server && strcmp(a, "--servername") == 0)
-        slot = &o->servername;
-    else if (!server && strcmp(a, "--sess-in") == 0)
-        slot = &o->sess_in;
-    else if (!server && strcmp(a, "--sess-out") == 0)
-        slot = &o->sess_out;
-    if (!slot)
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "hsmtls %s: %s needs a value\n", o->verb, a);
-        return -1;
-    }
-    *slot = argv[++*i];
-    if (slot == &o->sni[o->n_sni])
-        o->n_sni++;
-    if (slot == &o->naccept_text)
-        o->naccept = strtol(o->naccept_text, NULL, 10);
-    return 1;
-}
-
-static int cli_tls_check(const struct cli_tls *o, const char *usage);
-
-int cli_tls_parse(struct cli_tls *o, int argc, char **argv, const char *usage, cli_own_option own, void *arg)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: %s\n", usage);
-            return CLI_HELP_SHOWN;
-        }
-        int taken = cli_tls_option(o, argc, argv, &i);
-        if (taken < 0)
-            return CLI_USAGE;
-        if (!taken && own)
-            taken = own(arg, a, value);
-        if (taken < 0)
-            return CLI_USAGE;
-        if (!taken) {
-            fprintf(stderr, "hsmtls %s: %s: unknown option or missing value\nusage: %s\n", o->verb, a, usage);
-            return CLI_USAGE;
-        }
-        i += taken - 1;
-    }
-    return cli_tls_check(o, usage);
-}
-
-static int cli_tls_check(const struct cli_tls *o, const char *usage)
-{
-    if (o->role == HSMTLS_SERVER && (!o->port || !o->cert || !o->key)) {
-        fprintf(stderr, "hsmtls %s: --port, --cert and --key are needed\nusage: %s\n", o->verb, usage);
-        return CLI_USAGE;
-    }
-    if (o->role == HSMTLS_SERVER && o->verify_client && !o->ca) {
-        fprintf(stderr, "hsmtls %s: --verify-client needs --ca FILE (the CAs client certificates must chain to)\n",
-                o->verb);
-        return CLI_USAGE;
-    }
-    if (o->role == HSMTLS_CLIENT && !o->target) {
-        fprintf(stderr, "hsmtls %s: HOST:PORT is needed\nusage: %s\n", o->verb, usage);
-        return CLI_USAGE;
-    }
-    if (!o->cert != !o->key) {
-        fprintf(stderr, "hsmtls %s: --cert and --key go together\nusage: %s\n", o->verb, usage);
-        return CLI_USAGE;
-    }
-    return CLI_OK;
-}
-
-int cli_tls_setup(const struct cli_tls *o, hsmtls_config *cfg, const char *cert, const char *key)
-{
-    if (o->pin_source && hsmtls_config_set_pin_source(cfg, o->pin_source) != HSMTLS_OK)
-        return -1;
-    if (cert && hsmtls_config_set_cert_key(cfg, cert, key) != HSMTLS_OK)
-        return -1;
-    if (o->ca && hsmtls_config_add_ca(cfg, o->ca) != HSMTLS_OK)
-        return -1;
-    if (o->role == HSMTLS_SERVER) {
-        /* --ca alone verifies a client certificate when one is sent */
-        if (hsmtls_config_set_verify_mode(cfg, o->ca ? HSMTLS_VERIFY_PEER : HSMTLS_VERIFY_NONE) != HSMTLS_OK ||
-            hsmtls_config_set_peer_cert_required(cfg, o->verify_client) != HSMTLS_OK)
-            return -1;
-    } else if (o->no_verify && hsmtls_config_set_verify_mode(cfg, HSMTLS_VERIFY_QUERY) != HSMTLS_OK) {
-        return -1;
-    }
-    return 0;
-}
-
-void cli_config_error(const char *verb, const hsmtls_config *cfg)
-{
-    const char *msg = cfg ? hsmtls_config_error(cfg) : hsmtls_error_message();
-    fprintf(stderr, "hsmtls %s: %s\n", verb, msg);
-    if (strstr(msg, "no PIN/passphrase callback"))
-        fprintf(stderr, "hsmtls %s: give it with --pin-source FILE (or pin-value= in a pkcs11: URI)\n", verb);
-}
-
-void cli_describe_key(const char *verb, const char *what, const hsmtls_config *cfg)
-{
-    fprintf(stderr, "hsmtls %s: %scertificate %s, private key %s: %s\n", verb, what, hsmtls_config_cert_subject(cfg),
-            hsmtls_config_key_location(cfg) == HSMTLS_LOC_TOKEN ? "on a token" : "in a file",
-            hsmtls_config_key_ref(cfg));
-}
-
-int cli_split_target(char *target, char **host, char **port)
-{
-    char *colon = strrchr(target, ':');
-    if (!colon || colon == target || !colon[1])
-        return -1;
-    *colon = '\0';
-    *port = colon + 1;
-    *host = target;
-    size_t n = strlen(target);
-    if (target[0] == '[') {
-        if (n < 3 || target[n - 1] != ']')
-            return -1;
-        target[n - 1] = '\0';
-        *host = target + 1;
-    }
-    return 0;
-}
-
 double cli_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- sessions kept in files (--sess-in / --sess-out), DER as openssl's -sess_out ---- */
-
-hsmtls_session *cli_session_read(const char *verb, const char *file)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, file, strerror(errno));
-        return NULL;
-    }
-    unsigned char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    hsmtls_session *s = hsmtls_session_load(buf, n);
-    if (!s)
-        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, file, hsmtls_error_message());
-    return s;
-}
-
-int cli_session_write(const char *verb, hsmtls_session *s, const char *file)
-{
-    if (!s) {
-        fprintf(stderr, "hsmtls %s: no session to keep in %s (the server gave none)\n", verb, file);
-        return -1;
-    }
-    int n = hsmtls_session_save(s, NULL, 0);
-    unsigned char *buf = n > 0 ? malloc((size_t)n) : NULL;
-    int ok = buf && hsmtls_session_save(s, buf, (size_t)n) == n;
-    FILE *f = ok ? fopen(file, "wb") : NULL;
-    ok = f && fwrite(buf, 1, (size_t)n, f) == (size_t)n;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    if (!ok)
-        fprintf(stderr, "hsmtls %s: cannot keep the session in %s: %s\n", verb, file,
-                f ? strerror(errno) : hsmtls_error_message());
-    else
-        fprintf(stderr, "hsmtls %s: session kept in %s (%s, ticket lifetime %lu s)\n", verb, file,
-                hsmtls_session_has_ticket(s) ? "with a ticket" : "no ticket", hsmtls_session_ticket_lifetime_hint(s));
-    free(buf);
-    return ok ? 0 : -1;
-}
-
-/* ---- --sni NAME:CERT:KEY: a config of its own per name, picked by the config's SNI
- * callback (for TLS and DTLS alike) ---- */
-
-/* CERT and KEY may be pkcs11: or file: URIs, whose scheme's colon does not separate.
- * Splits arg in place. */
-static int split_sni(char *arg, char **name, char **cert, char **key)
-{
-    char *c = strchr(arg, ':');
-    if (!c || c == arg)
-        return -1;
-    *c++ = '\0';
-    *name = arg;
-    *cert = c;
-    if (strncmp(c, "pkcs11:", 7) == 0)
-        c += 7;
-    else if (strncmp(c, "file:", 5) == 0)
-        c += 5;
-    c = strchr(c, ':');
-    if (!c || c == *cert || !c[1])
-        return -1;
-    *c++ = '\0';
-    *key = c;
-    return 0;
-}
-
-/* The name a client asked for picks its certificate and key; other names (or none)
- * get the default ones. */
-static int pick_by_name(hsmtls_conn *conn, const char *name, hsmtls_config **use, void *arg)
-{
-    (void)conn;
-    const struct cli_sni *t = arg;
-    for (int i = 0; name && i < t->n; i++)
-        if (strcasecmp(name, t->v[i].name) == 0) {
-            *use = t->v[i].cfg;
-            return 0;
-        }
-    return 0;
-}
-
-int cli_sni_setup(struct cli_sni *t, const struct cli_tls *o, hsmtls_config *main_cfg,
-                  int (*extra)(hsmtls_config *cfg, void *arg), void *arg)
-{
-    for (int i = 0; i < o->n_sni; i++) {
-        char *copy = strdup(o->sni[i]), *name, *cert, *key;
-        if (!copy || split_sni(copy, &name, &cert, &key) != 0) {
-            fprintf(stderr, "hsmtls %s: --sni %s: expected NAME:CERT:KEY\n", o->verb, o->sni[i]);
-            free(copy);
-            return CLI_USAGE;
-        }
-        hsmtls_config *sc = hsmtls_config_new(HSMTLS_SERVER);
-        t->v[t->n].name = copy; /* name is at its start */
-        t->v[t->n].cfg = sc;
-        t->n++;
-        if (!sc || cli_tls_setup(o, sc, cert, key) != 0 || (extra && extra(sc, arg) != 0)) {
-            cli_config_error(o->verb, sc);
-            return CLI_FAILED;
-        }
-        char what[128];
-        snprintf(what, sizeof what, "SNI %.100s: ", name);
-        cli_describe_key(o->verb, what, sc);
-    }
-    if (t->n && hsmtls_config_set_sni_cb(main_cfg, pick_by_name, t) != HSMTLS_OK) {
-        cli_config_error(o->verb, main_cfg);
-        return CLI_FAILED;
-    }
-    return CLI_OK;
-}
-
-void cli_sni_free(struct cli_sni *t)
-{
-    for (int j = 0; j < t->n; j++) {
-        free(t->v[j].name);
-        hsmtls_config_free(t->v[j].cfg);
-    }
-    t->n = 0;
-}
-
-int cli_socket(const char *verb, const char *host, const char *port, int type, int bind_it, char *shown,
-               size_t shown_size)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = type, .ai_flags = bind_it ? AI_PASSIVE : 0 };
-    struct addrinfo *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "hsmtls %s: %s port %s: %s\n", verb, host ? host : "*", port, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        /* a server's socket never blocks: one poll() loop serves every peer */
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | (bind_it ? SOCK_NONBLOCK : 0), 0);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        int one = 1;
-        if (bind_it && type == SOCK_STREAM)
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        int ok = bind_it ? bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-                               (type != SOCK_STREAM || listen(fd, 128) == 0)
-                         : connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-        if (!ok) {
-            err = errno;
-            close(fd);
-            fd = -1;
-            continue;
-        }
-        if (shown && shown_size) {
-            char h[INET6_ADDRSTRLEN] = "?";
-            const void *a = ai->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
-                                                     : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-            inet_ntop(ai->ai_family, a, h, sizeof h);
-            snprintf(shown, shown_size, ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, port);
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        fprintf(stderr, "hsmtls %s: cannot %s %s port %s: %s\n", verb,
-                !bind_it ? "connect to" : type == SOCK_STREAM ? "listen on" : "bind", host ? host : "all addresses",
-                port, strerror(err));
-    return fd;
 }

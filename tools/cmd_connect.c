@@ -233,15 +233,8 @@ int cmd_connect(int argc, char **argv)
         fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
         goto out;
     }
-    if (o.sess_in) {
-        hsmtls_session *s = cli_session_read("connect", o.sess_in);
-        int bad = !s || hsmtls_conn_set_session(conn, s) != HSMTLS_OK;
-        if (s && bad)
-            fprintf(stderr, "hsmtls connect: %s\n", hsmtls_conn_error_message(conn));
-        hsmtls_session_free(s);
-        if (bad)
-            goto out;
-    }
+    if (o.sess_in && cli_session_resume("connect", o.sess_in, conn, NULL) != 0)
+        goto out;
     /* Blocking while the handshake runs; the copy loop wants non-blocking I/O. */
     int r = hsmtls_conn_handshake(conn);
     if (r != HSMTLS_OK) {

@@ -65,15 +65,18 @@ static int own_option(void *arg, const char *opt, const char *value)
     struct dtls_connect_options *dc = arg;
     if (!value)
         return 0;
-    if (strcmp(opt, "--mtu") == 0)
-        dc->mtu = (unsigned)strtoul(value, NULL, 10);
-    else if (strcmp(opt, "--timeout") == 0)
-        dc->timeout = atof(value);
+    long n = 0;
+    int bad;
+    if (strcmp(opt, "--mtu") == 0) {
+        bad = cli_parse_count("dtls-connect", opt, value, 256, HSMTLS_DTLS_MAX_DATAGRAM, &n);
+        dc->mtu = (unsigned)n;
+    } else if (strcmp(opt, "--timeout") == 0)
+        bad = cli_parse_seconds("dtls-connect", opt, value, 0, &dc->timeout);
     else if (strcmp(opt, "--linger") == 0)
-        dc->linger = atof(value);
+        bad = cli_parse_seconds("dtls-connect", opt, value, 1, &dc->linger);
     else
         return 0;
-    return 2;
+    return bad ? -1 : 2;
 }
 
 int cmd_dtls_connect(int argc, char **argv)
@@ -87,8 +90,8 @@ int cmd_dtls_connect(int argc, char **argv)
     double timeout = dc.timeout, linger = dc.linger;
     char target[1024], *host, *port;
     snprintf(target, sizeof target, "%s", o.target);
-    if (cli_split_target(target, &host, &port) != 0 || timeout <= 0 || linger < 0) {
-        fprintf(stderr, "%s\n", usage);
+    if (cli_split_target(target, &host, &port) != 0) {
+        fprintf(stderr, "hsmtls dtls-connect: \"%s\" is not HOST:PORT\nusage: %s\n", o.target, usage);
         return CLI_USAGE;
     }
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM }, *res = NULL;
@@ -121,15 +124,8 @@ int cmd_dtls_connect(int argc, char **argv)
         fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_error_message(d));
         goto out;
     }
-    if (o.sess_in) {
-        hsmtls_session *s = cli_session_read("dtls-connect", o.sess_in);
-        int bad = !s || hsmtls_dtls_set_session(d, s) != HSMTLS_OK;
-        if (s && bad)
-            fprintf(stderr, "hsmtls dtls-connect: %s\n", hsmtls_dtls_error_message(d));
-        hsmtls_session_free(s);
-        if (bad)
-            goto out;
-    }
+    if (o.sess_in && cli_session_resume("dtls-connect", o.sess_in, NULL, d) != 0)
+        goto out;
     fd = socket(res->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
         fprintf(stderr, "hsmtls dtls-connect: %s port %s: %s\n", host, port, strerror(errno));

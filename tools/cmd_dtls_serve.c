@@ -118,22 +118,26 @@ static int own_option(void *arg, const char *opt, const char *value)
     }
     if (!value)
         return 0;
-    if (strcmp(opt, "--mtu") == 0)
-        ds->mtu = (unsigned)strtoul(value, NULL, 10);
-    else if (strcmp(opt, "--max-peers") == 0)
-        ds->max_peers = atoi(value);
-    else if (strcmp(opt, "--handshake-timeout") == 0)
-        ds->hs_timeout = atof(value);
+    long n = 0;
+    int bad;
+    if (strcmp(opt, "--mtu") == 0) {
+        bad = cli_parse_count("dtls-serve", opt, value, 256, HSMTLS_DTLS_MAX_DATAGRAM, &n);
+        ds->mtu = (unsigned)n;
+    } else if (strcmp(opt, "--max-peers") == 0) {
+        bad = cli_parse_count("dtls-serve", opt, value, 1, 100000, &n);
+        ds->max_peers = (int)n;
+    } else if (strcmp(opt, "--handshake-timeout") == 0)
+        bad = cli_parse_seconds("dtls-serve", opt, value, 0, &ds->hs_timeout);
     else if (strcmp(opt, "--idle-timeout") == 0)
-        ds->idle_timeout = atof(value);
+        bad = cli_parse_seconds("dtls-serve", opt, value, 0, &ds->idle_timeout);
     else
         return 0;
-    return 2;
+    return bad ? -1 : 2;
 }
 
 int cmd_dtls_serve(int argc, char **argv)
 {
-    struct cli_tls o = { .role = HSMTLS_SERVER, .verb = "dtls-serve", .bind = "127.0.0.1", .naccept = 0 };
+    struct cli_tls o = { .role = HSMTLS_SERVER, .verb = "dtls-serve", .bind = "127.0.0.1" };
     struct dtls_serve_options ds = { .max_peers = 64, .cookie = 1, .hs_timeout = 10, .idle_timeout = 120 };
     int parsed = cli_tls_parse(&o, argc, argv, usage, own_option, &ds);
     if (parsed != CLI_OK)
@@ -141,10 +145,6 @@ int cmd_dtls_serve(int argc, char **argv)
     int max_peers = ds.max_peers, cookie = ds.cookie;
     unsigned mtu = ds.mtu;
     double hs_timeout = ds.hs_timeout, idle_timeout = ds.idle_timeout;
-    if (max_peers < 1 || hs_timeout <= 0 || idle_timeout <= 0) {
-        fprintf(stderr, "%s\n", usage);
-        return CLI_USAGE;
-    }
     const char *port = o.port;
     long naccept = o.naccept;
     struct cli_sni sni = { .n = 0 };
@@ -198,7 +198,7 @@ int cmd_dtls_serve(int argc, char **argv)
             if (end - t < wait)
                 wait = end - t;
         }
-        if (naccept > 0 && accepted >= naccept && live == 0)
+        if (naccept && accepted >= naccept && live == 0)
             break;
         if (wait < 0)
             wait = 0;

@@ -224,8 +224,10 @@ static int own_option(void *arg, const char *opt, const char *value)
         return 0;
     if (strcmp(opt, "--alpn") == 0)
         so->x.alpn = value;
-    else if (strcmp(opt, "--max-clients") == 0)
-        so->max_clients = strtol(value, NULL, 10);
+    else if (strcmp(opt, "--max-clients") == 0) {
+        if (cli_parse_count("serve", opt, value, 1, 10000, &so->max_clients) != 0)
+            return -1;
+    }
     else if (strcmp(opt, "--ocsp-response") == 0)
         so->ocsp_file = value;
     else
@@ -235,16 +237,12 @@ static int own_option(void *arg, const char *opt, const char *value)
 
 int cmd_serve(int argc, char **argv)
 {
-    struct cli_tls o = { .role = HSMTLS_SERVER, .verb = "serve", .naccept = -1 };
+    struct cli_tls o = { .role = HSMTLS_SERVER, .verb = "serve" };
     struct serve_options so = { .max_clients = 256 };
     struct cli_sni sni = { .n = 0 };
     int parsed = cli_tls_parse(&o, argc, argv, usage, own_option, &so);
     if (parsed != CLI_OK)
         return parsed == CLI_HELP_SHOWN ? CLI_OK : parsed;
-    if (so.max_clients < 1 || so.max_clients > 10000) {
-        fprintf(stderr, "hsmtls serve: --max-clients: 1 to 10000\n");
-        return CLI_USAGE;
-    }
     long naccept = o.naccept, max_clients = so.max_clients;
     const char *ocsp_file = so.ocsp_file;
     struct serve_extra x = so.x;
@@ -307,9 +305,9 @@ int cmd_serve(int argc, char **argv)
         clients[i].fd = -1;
     long active = 0, accepted = 0, finished = 0;
     unsigned next_id = 1;
-    while (!stopping && (naccept < 0 || finished < naccept)) {
+    while (!stopping && (naccept == 0 || finished < naccept)) {
         nfds_t n = 0;
-        int accepting = active < max_clients && (naccept < 0 || accepted < naccept);
+        int accepting = active < max_clients && (naccept == 0 || accepted < naccept);
         pfd[n++] = (struct pollfd){ .fd = accepting ? lfd : -1, .events = POLLIN };
         for (long i = 0; i < max_clients; i++)
             pfd[n++] = (struct pollfd){ .fd = clients[i].fd, .events = clients[i].events };
