@@ -1,11 +1,14 @@
 """`hsmtls demo` on the session sandbox: both exchanges with the exact signatures each token
 made (counted by the provider's PKCS#11 core), --cert/--key with the sandbox's key by URI
 and by file, and the messages for a missing token and a wrong PIN."""
+import pathlib
+import re
+import shutil
 import subprocess
 
 import pytest
 
-from conftest import BIN, PROVIDER, assert_no_sanitizer_report, base_env
+from conftest import BIN, BUILD, PROVIDER, ROOT, assert_no_sanitizer_report, base_env
 
 SERVER_URI = "pkcs11:token=server;object=ec-p256;type=private"
 CLIENT_URI = "pkcs11:token=client;object=client-p256;type=private"
@@ -43,12 +46,14 @@ def test_demo_on_the_sandbox(sandbox):
     tls, dtls = found["TLS"], found["DTLS"]
     assert tls[0].startswith("TLS: TLSv1.3, TLS_"), tls
     assert dtls[0].startswith("DTLS: DTLSv1.2, ECDHE-ECDSA-") and "(1 HelloVerifyRequest)" in dtls[0], dtls
-    for lines in (tls, dtls):
+    for proto, lines in (("TLS", tls), ("DTLS", dtls)):
         assert "  server cert  CN=localhost,OU=ec-p256,O=hsmtls sandbox (verified by the client)" in lines, lines
         assert f'  server key   on token "server": {SERVER_URI}' in lines, lines
         assert "  client cert  CN=client-p256,O=hsmtls sandbox (verified by the server)" in lines, lines
         assert f'  client key   on token "client": {CLIENT_URI}' in lines, lines
-        assert any(line.startswith("  answer       hello CN=client-p256,O=hsmtls sandbox, you said") for line in lines)
+        # What the client received: the server names the certificate it verified.
+        assert f"  request      hello over {proto}" in lines, lines
+        assert f'  answer       hello CN=client-p256,O=hsmtls sandbox, you said "hello over {proto}"' in lines, lines
         # TLS 1.3: one CertificateVerify each; DTLS 1.2 ECDHE-ECDSA: the server's
         # ServerKeyExchange and the client's CertificateVerify.
         assert lines[-1] == '  signatures   token "server" 1, token "client" 1', lines
@@ -172,3 +177,57 @@ def test_demo_names_a_sandbox_script_that_cannot_run(tmp_path, build):
     proc = demo_alone("--sandbox", tmp_path / "box", env={"HSMTLS_SANDBOX_SCRIPT": str(tmp_path / "nope")})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"cannot run the sandbox script {tmp_path / 'nope'}" in proc.stderr, proc.stderr
+
+
+def installed_path(name):
+    """Where `cmake --install` of the build under test puts bin/NAME."""
+    cache = (BUILD / "CMakeCache.txt").read_text()
+    prefix = re.search(r"^CMAKE_INSTALL_PREFIX:PATH=(.*)$", cache, re.M).group(1)
+    bindir = re.search(r"^CMAKE_INSTALL_BINDIR:PATH=(.*)$", cache, re.M).group(1)
+    return pathlib.Path(prefix, bindir, name)  # an absolute bindir wins
+
+
+def test_an_hsmtls_outside_its_build_tree_never_runs_the_source_trees_script(tmp_path, build):
+    """Only an hsmtls running from its build tree uses softhsm/sandbox; any other copy
+    (an installed one) runs the installed hsmtls-sandbox, even while the source tree is
+    there, as the library picks the installed provider."""
+    script = installed_path("hsmtls-sandbox")
+    assert not script.exists(), f"{script} is installed: this test needs a prefix without hsmtls"
+    copy = tmp_path / "bin" / "hsmtls"
+    copy.parent.mkdir()
+    shutil.copy2(BIN / "hsmtls", copy)
+    env = base_env()
+    env.pop("HSMTLS_SANDBOX_SCRIPT", None)
+    proc = subprocess.run([str(copy), "demo", "--sandbox", str(tmp_path / "box")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert_no_sanitizer_report(proc)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"cannot run the sandbox script {script}:" in proc.stderr, proc.stderr
+    assert "softhsm/sandbox" not in proc.stdout and not (tmp_path / "box" / "env.sh").exists(), proc.stdout
+
+
+def test_an_installed_sandbox_script_names_the_installed_provider(tmp_path, build):
+    """hsmtls-sandbox as `cmake --install` writes it (INSTALLED_PROVIDER filled in) next
+    to a ../build that holds a provider too: the installed copy's openssl.cnf names the
+    installed provider."""
+    text = (ROOT / "softhsm" / "sandbox").read_text()
+    fmt = re.search(r"^FORMAT=(\d+)$", text, re.M).group(1)
+    installed = tmp_path / "lib" / "ossl-modules" / "hsmtls.so"
+    built = tmp_path / "build" / "lib" / "ossl-modules" / "hsmtls.so"
+    for module in (installed, built):
+        module.parent.mkdir(parents=True)
+        shutil.copy2(PROVIDER, module)
+    script = tmp_path / "bin" / "hsmtls-sandbox"
+    script.parent.mkdir()
+    assert "\nINSTALLED_PROVIDER=\n" in text
+    script.write_text(text.replace("\nINSTALLED_PROVIDER=\n", f"\nINSTALLED_PROVIDER='{installed}'\n"))
+    script.chmod(0o755)
+    box = tmp_path / "box"
+    box.mkdir()
+    (box / ".complete").write_text(f"format={fmt}\n")  # reused: only openssl.cnf and env.sh are written
+    env = base_env()
+    env.pop("HSMTLS_PROVIDER", None)
+    proc = subprocess.run([str(script), str(box)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cnf = (box / "openssl.cnf").read_text()
+    assert f"module = {installed}\n" in cnf, cnf

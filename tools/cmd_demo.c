@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "hsmtls/config.h"
@@ -48,22 +47,12 @@ static int ask_pin(const hsmtls_pin_request *req, char *buf, size_t size, void *
         return -1;
     if (!isatty(STDIN_FILENO))
         return -1; /* demo_explain_load_error says what to do */
-    struct termios old, quiet;
+    char prompt[1200];
     if (req->is_token)
-        fprintf(stderr, "PIN for token \"%s\": ", req->token ? req->token : "?");
+        snprintf(prompt, sizeof prompt, "PIN for token \"%s\": ", req->token ? req->token : "?");
     else
-        fprintf(stderr, "Passphrase for %s: ", req->ref);
-    tcgetattr(STDIN_FILENO, &old);
-    quiet = old;
-    quiet.c_lflag &= ~(tcflag_t)ECHO;
-    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-    char *line = fgets(buf, (int)size, stdin);
-    tcsetattr(STDIN_FILENO, TCSANOW, &old);
-    fputc('\n', stderr);
-    if (!line)
-        return -1;
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return (int)strlen(buf);
+        snprintf(prompt, sizeof prompt, "Passphrase for %s: ", req->ref);
+    return cli_read_hidden(prompt, buf, size);
 }
 
 static int parse(int argc, char **argv, struct demo_options *o)
@@ -216,9 +205,12 @@ static int make_configs(struct demo_options *o, hsmtls_config **server, hsmtls_c
     }
     for (int i = 0; i < 2; i++) {
         hsmtls_config *cfg = i ? c : s;
-        if (o->pin_source ? hsmtls_config_set_pin_source(cfg, o->pin_source) != HSMTLS_OK
-                          : hsmtls_config_set_pin_cb(cfg, ask_pin, NULL) != HSMTLS_OK) {
+        if (o->pin_source && hsmtls_config_set_pin_source(cfg, o->pin_source) != HSMTLS_OK) {
             fprintf(stderr, "hsmtls demo: --pin-source %s: %s\n", o->pin_source, hsmtls_config_error(cfg));
+            return -1;
+        }
+        if (!o->pin_source && hsmtls_config_set_pin_cb(cfg, ask_pin, NULL) != HSMTLS_OK) {
+            fprintf(stderr, "hsmtls demo: the PIN prompt: %s\n", hsmtls_config_error(cfg));
             return -1;
         }
         if (o->ca && hsmtls_config_add_ca(cfg, o->ca) != HSMTLS_OK) {
@@ -232,9 +224,12 @@ static int make_configs(struct demo_options *o, hsmtls_config **server, hsmtls_c
         return -1;
     enum hsmtls_verify_mode sv = !o->client_key.ref ? HSMTLS_VERIFY_NONE : o->ca ? HSMTLS_VERIFY_PEER
                                                                                  : HSMTLS_VERIFY_QUERY;
-    if (hsmtls_config_set_verify_mode(s, sv) != HSMTLS_OK ||
-        (!o->ca && hsmtls_config_set_verify_mode(c, HSMTLS_VERIFY_QUERY) != HSMTLS_OK)) {
-        fprintf(stderr, "hsmtls demo: %s\n", hsmtls_config_error(s));
+    if (hsmtls_config_set_verify_mode(s, sv) != HSMTLS_OK) {
+        fprintf(stderr, "hsmtls demo: the server's verification: %s\n", hsmtls_config_error(s));
+        return -1;
+    }
+    if (!o->ca && hsmtls_config_set_verify_mode(c, HSMTLS_VERIFY_QUERY) != HSMTLS_OK) {
+        fprintf(stderr, "hsmtls demo: the client's verification: %s\n", hsmtls_config_error(c));
         return -1;
     }
     return 0;
@@ -285,8 +280,10 @@ int cmd_demo(int argc, char **argv)
     /* The sandbox's server certificate names localhost; a real one names its own host,
      * which this loopback demo cannot be, so there only the chain is checked. */
     o.verify_name = use_sandbox && o.server_cert.ref == owned[0] ? "localhost" : NULL;
-    if (!o.verify_name && hsmtls_config_set_check_hostname(client, 0) != HSMTLS_OK)
+    if (!o.verify_name && hsmtls_config_set_check_hostname(client, 0) != HSMTLS_OK) {
+        fprintf(stderr, "hsmtls demo: turning the host name check off: %s\n", hsmtls_config_error(client));
         goto out;
+    }
     struct demo_result r;
     struct counts before = read_counts(&o);
     int tls = demo_tls(server, client, o.verify_name, &r);

@@ -3,6 +3,7 @@
  * TLS runs over a socketpair, DTLS over two UDP sockets on 127.0.0.1 with the server's
  * cookie exchange on, as a real DTLS server runs. Every wait is bounded: a side that
  * fails closes its end, and the other gives up after DEADLINE_S. */
+#include "cli.h"
 #include "demo.h"
 
 #include <arpa/inet.h>
@@ -30,15 +31,9 @@ struct server_arg {
     int fd;
     struct demo_result *r;
     char error[1100];
+    char reply[sizeof ((struct demo_result *)0)->answer + 1]; /* the server's answer, and its line end */
     atomic_int stop;            /* DTLS: the client is done (or failed): stop waiting */
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void copy(char *dst, size_t size, const char *src)
 {
@@ -46,13 +41,14 @@ static void copy(char *dst, size_t size, const char *src)
 }
 
 /* The server's answer names the client it saw: the request went through a verified,
- * token-authenticated channel. */
-static void make_answer(struct demo_result *r, const char *request, size_t len)
+ * token-authenticated channel. The report prints what the client received instead. */
+static size_t make_answer(struct server_arg *s, const char *request, size_t len)
 {
     while (len > 0 && (request[len - 1] == '\n' || request[len - 1] == '\r'))
         len--;
-    snprintf(r->answer, sizeof r->answer, "hello %s, you said \"%.*s\"",
-             r->client_subject[0] ? r->client_subject : "anonymous client", (int)len, request);
+    const char *client = s->r->client_subject[0] ? s->r->client_subject : "anonymous client";
+    snprintf(s->reply, sizeof s->reply - 1, "hello %s, you said \"%.*s\"", client, (int)len, request);
+    return strlen(s->reply);
 }
 
 static void finish(struct demo_result *r, const char *server_error, const char *client_error)
@@ -85,12 +81,10 @@ static void *tls_server(void *arg)
             snprintf(s->error, sizeof s->error, "no request: %s",
                      n == 0 ? "the client closed the connection" : hsmtls_conn_error_message(c));
         } else {
-            make_answer(s->r, buf, (size_t)n);
-            size_t len = strlen(s->r->answer);
-            s->r->answer[len] = '\n';
-            if (hsmtls_conn_write(c, s->r->answer, len + 1) < 0)
+            size_t len = make_answer(s, buf, (size_t)n);
+            s->reply[len] = '\n';
+            if (hsmtls_conn_write(c, s->reply, len + 1) < 0)
                 copy(s->error, sizeof s->error, hsmtls_conn_error_message(c));
-            s->r->answer[len] = '\0';
             hsmtls_conn_shutdown(c);
         }
     }
@@ -155,10 +149,9 @@ int demo_tls(hsmtls_config *server, hsmtls_config *client, const char *verify_na
         r->server_verified = hsmtls_conn_peer_verified(c);
         char line[sizeof r->request + 1];
         snprintf(line, sizeof line, "%s\n", r->request);
-        char answer[sizeof r->answer];
         if (hsmtls_conn_write(c, line, strlen(line)) < 0)
             copy(client_error, sizeof client_error, hsmtls_conn_error_message(c));
-        else if (read_line(c, answer, sizeof answer) != 0)
+        else if (read_line(c, r->answer, sizeof r->answer) != 0)
             snprintf(client_error, sizeof client_error, "no answer from the server");
         hsmtls_conn_shutdown(c);
     }
@@ -195,7 +188,7 @@ static ssize_t receive(int fd, hsmtls_dtls *d, unsigned char *dg, struct sockadd
                        atomic_int *stop)
 {
     for (;;) {
-        double left = deadline - now();
+        double left = deadline - cli_now();
         if (left <= 0 || (stop && atomic_load(stop)))
             return -1;
         long ms = d ? hsmtls_dtls_timeout_ms(d) : -1;
@@ -224,7 +217,7 @@ static void *dtls_server(void *arg)
     hsmtls_dtls_verifier *v = hsmtls_dtls_verifier_new();
     unsigned char *dg = malloc(HSMTLS_DTLS_MAX_DATAGRAM), *plain = malloc(HSMTLS_DTLS_MAX_DATAGRAM);
     hsmtls_dtls *d = NULL;
-    double deadline = now() + DEADLINE_S;
+    double deadline = cli_now() + DEADLINE_S;
     if (!v || !dg || !plain) {
         copy(s->error, sizeof s->error, "out of memory");
         goto out;
@@ -277,8 +270,8 @@ static void *dtls_server(void *arg)
         }
         for (int got = hsmtls_dtls_read(d, dg, (size_t)n, plain, HSMTLS_DTLS_MAX_DATAGRAM); got > 0;
              got = hsmtls_dtls_read(d, NULL, 0, plain, HSMTLS_DTLS_MAX_DATAGRAM)) {
-            make_answer(r, (const char *)plain, (size_t)got);
-            if (hsmtls_dtls_write(d, r->answer, strlen(r->answer)) < 0)
+            size_t len = make_answer(s, (const char *)plain, (size_t)got);
+            if (hsmtls_dtls_write(d, s->reply, len) < 0)
                 copy(s->error, sizeof s->error, hsmtls_dtls_error_message(d));
         }
         if (hsmtls_dtls_state(d) == HSMTLS_DTLS_CLOSED || hsmtls_dtls_state(d) == HSMTLS_DTLS_FAILED || s->error[0])
@@ -298,7 +291,7 @@ static void dtls_client(hsmtls_config *cfg, int fd, const struct sockaddr_in *se
 {
     unsigned char *dg = malloc(HSMTLS_DTLS_MAX_DATAGRAM), *plain = malloc(HSMTLS_DTLS_MAX_DATAGRAM);
     hsmtls_dtls *d = hsmtls_dtls_new(cfg);
-    double deadline = now() + DEADLINE_S;
+    double deadline = cli_now() + DEADLINE_S;
     if (!d || !dg || !plain) {
         snprintf(error, error_size, "%s", d ? "out of memory" : hsmtls_error_message());
         goto out;
@@ -345,6 +338,10 @@ static void dtls_client(hsmtls_config *cfg, int fd, const struct sockaddr_in *se
     }
     if (got <= 0)
         snprintf(error, error_size, "no answer from the server");
+    else { /* one datagram, no line end */
+        const unsigned char *end = memchr(plain, '\n', (size_t)got);
+        snprintf(r->answer, sizeof r->answer, "%.*s", end ? (int)(end - plain) : got, (const char *)plain);
+    }
     hsmtls_dtls_shutdown(d);
 out:
     hsmtls_dtls_free(d);

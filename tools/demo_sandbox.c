@@ -1,24 +1,38 @@
 /* The demo's embedded default: a SoftHSM2 sandbox made (or reused) by the sandbox
  * script, whose env.sh then tells this process where SoftHSM2's configuration and
- * module are. The script is found at HSMTLS_SANDBOX_SCRIPT, else in the source tree
- * this program was built from (when it is still there), else where `cmake --install`
- * put it (bin/hsmtls-sandbox); both paths are compiled in (tools/CMakeLists.txt). */
+ * module are. The script is HSMTLS_SANDBOX_SCRIPT, else the source tree's for a binary
+ * that runs from the build tree it was built in, else where `cmake --install` put it
+ * (bin/hsmtls-sandbox): an installed hsmtls never uses the build or source tree, even
+ * while they still exist (as lib/provider_path.c picks the provider). The paths are
+ * compiled in (tools/CMakeLists.txt). */
 #include "demo.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(HSMTLS_SANDBOX_SOURCE) && defined(HSMTLS_BUILD_DIR)
+static int runs_from_build_tree(void)
+{
+    char self[PATH_MAX], build[PATH_MAX];
+    if (!realpath("/proc/self/exe", self) || !realpath(HSMTLS_BUILD_DIR, build))
+        return 0;
+    size_t n = strlen(build);
+    return strncmp(self, build, n) == 0 && self[n] == '/';
+}
+#endif
+
 static const char *sandbox_script(void)
 {
     const char *env = getenv("HSMTLS_SANDBOX_SCRIPT");
     if (env && *env)
         return env;
-#ifdef HSMTLS_SANDBOX_SOURCE
-    if (access(HSMTLS_SANDBOX_SOURCE, X_OK) == 0)
+#if defined(HSMTLS_SANDBOX_SOURCE) && defined(HSMTLS_BUILD_DIR)
+    if (runs_from_build_tree() && access(HSMTLS_SANDBOX_SOURCE, X_OK) == 0)
         return HSMTLS_SANDBOX_SOURCE;
 #endif
 #ifdef HSMTLS_SANDBOX_INSTALLED
