@@ -54,8 +54,8 @@ int hsmtls_config_dh_bits(const hsmtls_config *cfg)
     return atoi(name + strlen("ffdhe"));
 }
 
-/* Reads DH parameters ("DH PARAMETERS" or "X9.42 DH PARAMETERS" PEM) and checks them
- * the way a server context will (OpenSSL's security level refuses small primes). */
+/* Reads DH parameters ("DH PARAMETERS" or "X9.42 DH PARAMETERS" PEM) and checks them:
+ * 2048 bits at least, then the way a server context will. */
 static int set_params(hsmtls_config *cfg, BIO *b, const char *what)
 {
     OSSL_LIB_CTX *lc = hsmtls__libctx(cfg->err);
@@ -71,6 +71,14 @@ static int set_params(hsmtls_config *cfg, BIO *b, const char *what)
         return HSMTLS_ERROR;
     }
     int bits = EVP_PKEY_get_bits(p);
+    /* security level 1 (upstream OpenSSL 3.0's default; Debian builds with 2) takes
+     * 1024-bit primes, which Logjam-era precomputation puts in reach: our own floor,
+     * whatever OpenSSL was built with, at the RFC 7919 groups' 2048 */
+    if (bits < 2048) {
+        hsmtls__fail(cfg->err, "DH parameters %s: a %d-bit prime is too small (2048 bits at least)", what, bits);
+        EVP_PKEY_free(p);
+        return HSMTLS_ERROR;
+    }
     SSL_CTX *scratch = SSL_CTX_new_ex(lc, NULL, TLS_server_method());
     int ok = 0;
     if (scratch && EVP_PKEY_up_ref(p) && !(ok = SSL_CTX_set0_tmp_dh_pkey(scratch, p)))

@@ -58,6 +58,13 @@ int hsmtls_conn_channel_binding(hsmtls_conn *conn, const char *type, void *buf, 
         return hsmtls__fail(conn->err, "channel binding: a type is needed");
     if (!SSL_is_init_finished(conn->ssl))
         return hsmtls__fail(conn->err, "channel binding %s: the handshake is not done", type);
+    /* RFC 7627 / RFC 9266 section 3: without the extended master secret a TLS 1.2 (or
+     * older, or DTLS) master secret can be shared by two connections (triple handshake),
+     * so values derived from it bind nothing. tls-server-end-point does not use it. */
+    int secret_bound = strcmp(type, "tls-exporter") == 0 || strcmp(type, "tls-unique") == 0;
+    if (secret_bound && SSL_version(conn->ssl) != TLS1_3_VERSION && SSL_get_extms_support(conn->ssl) != 1)
+        return hsmtls__fail(conn->err, "channel binding %s: no extended master secret on this %s connection "
+                            "(RFC 7627, RFC 9266 section 3)", type, SSL_get_version(conn->ssl));
     if (strcmp(type, "tls-exporter") == 0) {
         /* RFC 9266: label EXPORTER-Channel-Binding, no context, 32 bytes */
         if (!buf || size < 32)

@@ -167,6 +167,31 @@ def test_tls_unique_matches_python(sandbox, source):
     assert field(server.out, "binding tls-server-end-point") == fingerprint(sandbox, cert(sandbox, "ec-p256"), "sha256")
 
 
+SSL_OP_NO_EXTENDED_MASTER_SECRET = 1 << 0  # OpenSSL 3's ssl.h; Python's ssl has no name for it
+
+
+def test_bindings_refused_without_extended_master_secret(sandbox):
+    """A TLS 1.2 peer (Python's ssl) that does not offer RFC 7627's extended master
+    secret: the server refuses tls-unique and tls-exporter (RFC 9266 section 3, triple
+    handshake), though Python would hand out its tls-unique; tls-server-end-point
+    stays."""
+    ctx = ssl.create_default_context(cafile=str(sandbox.dir / "ca.pem"))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= SSL_OP_NO_EXTENDED_MASTER_SECRET
+    with lib_server(sandbox, "ec-p256", "--tls1_2") as (port, server):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                assert len(tls.get_channel_binding("tls-unique")) == 12
+                tls.sendall(b"hello\n")
+                assert tls.recv(100) == b"hello\n"
+                tls.unwrap()
+    assert field(server.out, "version") == "TLSv1.2"
+    for kind in ("tls-unique", "tls-exporter"):
+        value = field(server.out, f"binding {kind}")
+        assert value.startswith("error") and "no extended master secret" in value, server.out
+    assert field(server.out, "binding tls-server-end-point") == fingerprint(sandbox, cert(sandbox, "ec-p256"), "sha256")
+
+
 def test_tls_unique_client_matches_python_server(sandbox):
     """The client's side: Python's ssl serves, our client computes the same value."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -242,6 +267,7 @@ def dhparams(sandbox, tmp_path_factory):
     # DSA-style generation: a 3072-bit prime in a second, unlike a safe prime
     sandbox.run("openssl", "dhparam", "-dsaparam", "-out", d / "dh3072.pem", "3072", check=True)
     sandbox.run("openssl", "dhparam", "-dsaparam", "-out", d / "dh512.pem", "512", check=True)
+    sandbox.run("openssl", "dhparam", "-dsaparam", "-out", d / "dh1024.pem", "1024", check=True)
     return d
 
 
@@ -269,10 +295,13 @@ def test_dhe_parameters_openssl_client(sandbox, dhparams, how, expect_bits, expe
 
 
 @pytest.mark.parametrize("bad,message", [("missing", "no such file"), ("cert", "no PEM DH PARAMETERS found"),
-                                         ("small", "dh key too small")])
+                                         ("small", "a 512-bit prime is too small (2048 bits at least)"),
+                                         # upstream OpenSSL's security level 1 takes this one
+                                         # (Debian's build, level 2, says "dh key too small")
+                                         ("1024", "a 1024-bit prime is too small (2048 bits at least)")])
 def test_dh_parameters_bad_file(sandbox, dhparams, bad, message):
     path = {"missing": dhparams / "nothing.pem", "cert": cert(sandbox, "rsa2048"),
-            "small": dhparams / "dh512.pem"}[bad]
+            "small": dhparams / "dh512.pem", "1024": dhparams / "dh1024.pem"}[bad]
     proc = sandbox.run(PEER, "serve", peers.free_port(), cert(sandbox, "rsa2048"),
                        sandbox.dir / "soft" / "rsa2048.key", "--dhparams", path, timeout=30)
     assert proc.returncode == 1

@@ -157,12 +157,36 @@ static void case_binding(void)
     check_close(cli, srv);
     hsmtls_config_free(sc);
     hsmtls_config_free(cc);
+
+    /* TLS 1.2 without the extended master secret (the client does not offer it): the
+     * bindings made from the master secret are refused on both ends (RFC 9266 section 3,
+     * the triple handshake); tls-server-end-point does not depend on it */
+    sc = check_server_config("ec-p256");
+    cc = check_client_config();
+    CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_2, HSMTLS_TLS1_2) == 0);
+    CHECK_MSG(hsmtls_config_set_backend_option(cc, "Options", "-ExtendedMasterSecret") == 0, hsmtls_config_error(cc));
+    check_pair(cc, sc, &cli, &srv);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
+    hsmtls_conn *ends[] = { cli, srv };
+    for (int i = 0; i < 2; i++) {
+        const char *types[] = { "tls-exporter", "tls-unique" };
+        for (int t = 0; t < 2; t++) {
+            CHECK(hsmtls_conn_channel_binding(ends[i], types[t], b, sizeof b) == HSMTLS_ERROR);
+            CHECK_MSG(check_contains(hsmtls_conn_error_message(ends[i]), "no extended master secret"),
+                      hsmtls_conn_error_message(ends[i]));
+            CHECK(hsmtls_conn_channel_binding(ends[i], types[t], NULL, 0) == HSMTLS_ERROR);
+        }
+    }
+    CHECK(agreed(cli, srv, "tls-server-end-point", b) == 32);
+    check_close(cli, srv);
+    hsmtls_config_free(sc);
+    hsmtls_config_free(cc);
 }
 
 /* ---- DH parameters ---- */
 
-/* PEM parameters: a named group's, or fresh X9.42 ones (not a named group). */
-static char *params_pem(const char *group, size_t *len)
+/* PEM parameters: a named group's, or fresh X9.42 ones of that size (not a named group). */
+static char *params_pem(const char *group, int bits, size_t *len)
 {
     EVP_PKEY *p = NULL;
     EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, group ? "DH" : "DHX", NULL);
@@ -170,7 +194,7 @@ static char *params_pem(const char *group, size_t *len)
         if (group)
             EVP_PKEY_CTX_set_group_name(pc, group);
         else
-            EVP_PKEY_CTX_set_dh_paramgen_prime_len(pc, 2048);
+            EVP_PKEY_CTX_set_dh_paramgen_prime_len(pc, bits);
         EVP_PKEY_paramgen(pc, &p);
     }
     EVP_PKEY_CTX_free(pc);
@@ -239,7 +263,7 @@ static void case_dh(void)
 
     /* custom parameters from a file: no group name, their own size */
     size_t len;
-    char *custom = params_pem(NULL, &len);
+    char *custom = params_pem(NULL, 2048, &len);
     CHECK_MSG(hsmtls_config_set_dh_params(sc, write_file("dh.pem", custom)) == 0, hsmtls_config_error(sc));
     CHECK(hsmtls_config_dh_group(sc) == NULL && hsmtls_config_dh_bits(sc) == 2048);
     dhe_sizes(sc, &cb, &sb);
@@ -249,7 +273,7 @@ static void case_dh(void)
     CHECK(copy && hsmtls_config_equal(sc, copy) && hsmtls_config_dh_bits(copy) == 2048 &&
           hsmtls_config_dh_group(copy) == NULL);
     /* a named group's parameters from memory are known by name; the last call wins */
-    char *named = params_pem("ffdhe4096", &len);
+    char *named = params_pem("ffdhe4096", 0, &len);
     CHECK_MSG(hsmtls_config_set_dh_params_mem(sc, named, len) == 0, hsmtls_config_error(sc));
     CHECK_MSG(hsmtls_config_dh_group(sc) && strcmp(hsmtls_config_dh_group(sc), "ffdhe4096") == 0,
               hsmtls_config_dh_group(sc));
@@ -271,6 +295,13 @@ static void case_dh(void)
     CHECK(hsmtls_config_set_dh_params_mem(sc, ec, strlen(ec)) == HSMTLS_ERROR);
     CHECK_MSG(check_contains(hsmtls_config_error(sc), "EC parameters, not DH"), hsmtls_config_error(sc));
     CHECK(hsmtls_config_dh_bits(sc) == 4096);
+    /* under 2048 bits: refused by size, though OpenSSL's security level takes 1024 */
+    char *small = params_pem(NULL, 1024, &len);
+    CHECK(hsmtls_config_set_dh_params_mem(sc, small, len) == HSMTLS_ERROR);
+    CHECK_MSG(check_contains(hsmtls_config_error(sc), "a 1024-bit prime is too small (2048 bits at least)"),
+              hsmtls_config_error(sc));
+    CHECK(hsmtls_config_dh_bits(sc) == 4096);
+    free(small);
 
     free(custom);
     free(named);

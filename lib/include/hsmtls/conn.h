@@ -102,7 +102,9 @@ int hsmtls_conn_ephemeral_key_bits(const hsmtls_conn *conn);
  * (RFC 5929, TLS 1.2 only: the first Finished message of the latest handshake) and
  * "tls-server-end-point" (RFC 5929: the server certificate's hash with its signature's
  * hash, SHA-256 in place of MD5/SHA-1; undefined for Ed25519/Ed448 certificates).
- * Returns the length, which may exceed size (nothing is written then; buf may be NULL
+ * Before TLS 1.3, tls-exporter and tls-unique are refused ("no extended master
+ * secret") when the handshake did not use RFC 7627's extended master secret, as
+ * RFC 9266 section 3 requires. Returns the length, which may exceed size (nothing is written then; buf may be NULL
  * to ask), or HSMTLS_ERROR with a message. */
 int hsmtls_conn_channel_binding(hsmtls_conn *conn, const char *type, void *buf, size_t size);
 /* RFC 5705 / RFC 8446 exporter: len bytes into out; context may be NULL. */
