@@ -1,7 +1,8 @@
 /* The session cache of a config (OpenSSL's SSL_CTX_sess_* family): which side keeps
  * sessions, how many, flushing, and the counters. The cache lives in the SSL_CTX the
- * config builds at its first connection and shares with the next ones; a setter that
- * changes the config starts a new context, and with it an empty cache. */
+ * config builds at its first connection and shares with the next ones (DTLS has a
+ * second one, hung on the first); a setter that changes the config starts a new
+ * context, and with it an empty cache. */
 #include "lib_internal.h"
 
 #include <limits.h>
@@ -41,28 +42,35 @@ void hsmtls__config_apply_session_cache(const hsmtls_config *cfg, SSL_CTX *ctx)
         SSL_CTX_sess_set_cache_size(ctx, cfg->sess_cache_size);
 }
 
-/* The context the config's connections share now (a new reference), NULL when no
- * connection was made since the last change. */
-static SSL_CTX *current(hsmtls_config *cfg)
+/* The contexts the config's connections share now (new references): the TLS one and,
+ * once a DTLS association was made, the DTLS one hung on it (dtls.c), each with its own
+ * cache. Returns how many (0 when no connection was made since the last change). */
+static int current(hsmtls_config *cfg, SSL_CTX *out[2])
 {
     pthread_mutex_lock(&cfg->lock);
     SSL_CTX *ctx = cfg->built;
     if (ctx && !SSL_CTX_up_ref(ctx))
         ctx = NULL;
     pthread_mutex_unlock(&cfg->lock);
-    return ctx;
+    if (!ctx)
+        return 0;
+    out[0] = ctx;
+    out[1] = hsmtls__dtls_ctx_of(ctx);
+    return out[1] ? 2 : 1;
 }
 
 int hsmtls_config_flush_sessions(hsmtls_config *cfg, int all)
 {
-    SSL_CTX *ctx = current(cfg);
-    if (!ctx)
-        return 0;
-    long before = SSL_CTX_sess_number(ctx);
-    /* a time after every session's end removes them all */
-    SSL_CTX_flush_sessions(ctx, all ? LONG_MAX : (long)time(NULL));
-    long removed = before - SSL_CTX_sess_number(ctx);
-    SSL_CTX_free(ctx);
+    SSL_CTX *ctxs[2];
+    int n = current(cfg, ctxs);
+    long removed = 0;
+    for (int i = 0; i < n; i++) {
+        long before = SSL_CTX_sess_number(ctxs[i]);
+        /* a time after every session's end removes them all */
+        SSL_CTX_flush_sessions(ctxs[i], all ? LONG_MAX : (long)time(NULL));
+        removed += before - SSL_CTX_sess_number(ctxs[i]);
+        SSL_CTX_free(ctxs[i]);
+    }
     return removed > INT_MAX ? INT_MAX : (int)removed;
 }
 
@@ -71,20 +79,22 @@ int hsmtls_config_session_stats(hsmtls_config *cfg, hsmtls_session_stats *out)
     if (!out)
         return hsmtls__fail(cfg->err, "hsmtls_config_session_stats: nowhere to write");
     *out = (hsmtls_session_stats){ 0 };
-    SSL_CTX *ctx = current(cfg);
-    if (!ctx)
-        return HSMTLS_OK;
-    out->number = SSL_CTX_sess_number(ctx);
-    out->hits = SSL_CTX_sess_hits(ctx);
-    out->misses = SSL_CTX_sess_misses(ctx);
-    out->timeouts = SSL_CTX_sess_timeouts(ctx);
-    out->cache_full = SSL_CTX_sess_cache_full(ctx);
-    out->accept = SSL_CTX_sess_accept(ctx);
-    out->accept_good = SSL_CTX_sess_accept_good(ctx);
-    out->accept_renegotiate = SSL_CTX_sess_accept_renegotiate(ctx);
-    out->connect = SSL_CTX_sess_connect(ctx);
-    out->connect_good = SSL_CTX_sess_connect_good(ctx);
-    out->connect_renegotiate = SSL_CTX_sess_connect_renegotiate(ctx);
-    SSL_CTX_free(ctx);
+    SSL_CTX *ctxs[2];
+    int n = current(cfg, ctxs);
+    for (int i = 0; i < n; i++) {
+        SSL_CTX *ctx = ctxs[i];
+        out->number += SSL_CTX_sess_number(ctx);
+        out->hits += SSL_CTX_sess_hits(ctx);
+        out->misses += SSL_CTX_sess_misses(ctx);
+        out->timeouts += SSL_CTX_sess_timeouts(ctx);
+        out->cache_full += SSL_CTX_sess_cache_full(ctx);
+        out->accept += SSL_CTX_sess_accept(ctx);
+        out->accept_good += SSL_CTX_sess_accept_good(ctx);
+        out->accept_renegotiate += SSL_CTX_sess_accept_renegotiate(ctx);
+        out->connect += SSL_CTX_sess_connect(ctx);
+        out->connect_good += SSL_CTX_sess_connect_good(ctx);
+        out->connect_renegotiate += SSL_CTX_sess_connect_renegotiate(ctx);
+        SSL_CTX_free(ctx);
+    }
     return HSMTLS_OK;
 }

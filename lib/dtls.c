@@ -136,6 +136,19 @@ SSL_CTX *hsmtls__dtls_ctx(hsmtls_config *cfg, char *err)
     return d;
 }
 
+SSL_CTX *hsmtls__dtls_ctx_of(SSL_CTX *tls)
+{
+    pthread_once(&index_once, make_indexes);
+    if (ctx_index < 0)
+        return NULL;
+    pthread_mutex_lock(&ctx_lock);
+    SSL_CTX *d = SSL_CTX_get_ex_data(tls, ctx_index);
+    if (d && !SSL_CTX_up_ref(d))
+        d = NULL;
+    pthread_mutex_unlock(&ctx_lock);
+    return d;
+}
+
 hsmtls_dtls *hsmtls_dtls_new(hsmtls_config *cfg)
 {
     if (!cfg) {
@@ -178,6 +191,7 @@ hsmtls_dtls *hsmtls_dtls_new(hsmtls_config *cfg)
     c->mode = MODE_CALLBACKS; /* the I/O is ours */
     c->effective_verify = hsmtls__config_effective_verify(cfg);
     c->check_hostname = cfg->check_hostname && cfg->role == HSMTLS_CLIENT;
+    c->alpn_listed = cfg->alpn_wire != NULL;
     c->keylog = cfg->keylog;
     c->keylog_arg = cfg->keylog_arg;
     c->interrupt_on_verify = cfg->interrupt_on_verify && cfg->role == HSMTLS_CLIENT;

@@ -134,6 +134,8 @@ SSL_CTX *hsmtls__config_ctx(hsmtls_config *cfg, char *err);
 SSL_CTX *hsmtls__config_build_new(hsmtls_config *cfg, char *err);
 /* The config's DTLS context (a new reference, dtls.c), where SNI switches a DTLS SSL. */
 SSL_CTX *hsmtls__dtls_ctx(hsmtls_config *cfg, char *err);
+/* The DTLS context hung on a TLS context, if one was made (a new reference), or NULL. */
+SSL_CTX *hsmtls__dtls_ctx_of(SSL_CTX *tls);
 /* Drops the built SSL_CTX after a change (live connections keep their reference). */
 void hsmtls__config_changed(hsmtls_config *cfg);
 /* Applies the cipher/group/SSL_CONF values to a scratch SSL_CTX, to check them early. */

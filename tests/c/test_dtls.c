@@ -17,6 +17,7 @@
 #include "check.h"
 #include "dtls_check.h"
 #include "hsmtls/config.h"
+#include "hsmtls/conn.h"
 #include "hsmtls/dtls.h"
 #include "hsmtls/dtls_verifier.h"
 
@@ -29,6 +30,8 @@ static void test_full(void)
     CHECK(hsmtls_dtls_verifier_set_secret(v, "NOPE", secret, sizeof secret) == HSMTLS_ERROR);
     CHECK(strcmp(hsmtls_dtls_verifier_digest(v), "SHA384") == 0);
     struct sockaddr_in caddr = dtls_addr("127.0.0.1", 40000), saddr = dtls_addr("127.0.0.1", 4433);
+    /* ALPN over DTLS (RFC 7301 applies alike; WebRTC names "webrtc") */
+    CHECK(hsmtls_config_set_alpn(ccfg, "coap,webrtc") == 0 && hsmtls_config_set_alpn(scfg, "webrtc") == 0);
 
     hsmtls_dtls *cl = hsmtls_dtls_new(ccfg);
     CHECK(cl != NULL);
@@ -48,6 +51,11 @@ static void test_full(void)
     CHECK(hsmtls_dtls_cipher(cl) && strcmp(hsmtls_dtls_cipher(cl), hsmtls_dtls_cipher(sv)) == 0);
     CHECK(hsmtls_dtls_cipher_bits(cl) >= 128);
     CHECK(hsmtls_conn_peer_verified(hsmtls_dtls_conn(cl)));
+    for (int i = 0; i < 2; i++) {
+        hsmtls_conn *c = hsmtls_dtls_conn(i ? sv : cl);
+        CHECK_MSG(hsmtls_conn_alpn_status(c) == HSMTLS_ALPN_NEGOTIATED, i ? "server" : "client");
+        CHECK(hsmtls_conn_alpn(c) && strcmp(hsmtls_conn_alpn(c), "webrtc") == 0);
+    }
     printf("# %s\n", hsmtls_dtls_summary(cl));
 
     /* data both ways, one datagram each */

@@ -103,6 +103,15 @@ void test_dtls_resume(void)
         /* too late once started, and never on a server */
         CHECK(hsmtls_dtls_set_session(cl2, loaded) == HSMTLS_ERROR);
         CHECK(check_contains(hsmtls_dtls_error_message(cl2), "only before the handshake"));
+        /* the config's cache counters and flush see the DTLS context's cache (only DTLS
+         * ran here): two handshakes accepted, the second resumed; the session is in the
+         * cache when there is no ticket to carry it */
+        hsmtls_session_stats st;
+        CHECK(hsmtls_config_session_stats(scfg, &st) == 0);
+        CHECK_MSG(st.accept == 2 && st.accept_good == 2 && st.connect == 0, "DTLS handshakes not counted");
+        CHECK_MSG(st.hits == 1 && st.number == !tickets, "DTLS cache not counted");
+        CHECK(hsmtls_config_flush_sessions(scfg, 1) == !tickets);
+        CHECK(hsmtls_config_session_stats(scfg, &st) == 0 && st.number == 0 && st.accept_good == 2);
         hsmtls_dtls_free(cl2);
         hsmtls_dtls_free(sv2);
 
