@@ -142,8 +142,13 @@ hsmtls_config *hsmtls_config_copy(const hsmtls_config *src)
     c->tickets = src->tickets;
     c->ocsp_request = src->ocsp_request;
     bad |= dup_field(&c->dh_group, src->dh_group);
-    if (src->dh_params && EVP_PKEY_up_ref(src->dh_params))
-        c->dh_params = src->dh_params;
+    if (src->dh_params) {
+        /* without its reference the copy would quietly serve ffdhe2048 instead */
+        if (EVP_PKEY_up_ref(src->dh_params))
+            c->dh_params = src->dh_params;
+        else
+            bad = 1;
+    }
     c->sess_cache_mode = src->sess_cache_mode;
     c->sess_cache_size = src->sess_cache_size;
     if (!bad && src->ocsp)

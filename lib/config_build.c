@@ -347,6 +347,8 @@ static SSL_CTX *build(hsmtls_config *cfg, char *err)
         SSL_CTX_set_timeout(ctx, cfg->session_timeout);
     hsmtls__config_apply_session_cache(cfg, ctx);
     if (!cfg->tickets) {
+        /* num_tickets 0 as well: OpenSSL would otherwise send TLS 1.3 stateful tickets,
+         * a NewSessionTicket the application asked not to send (config.h says so) */
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 0);
     }

@@ -152,10 +152,13 @@ int hsmtls_config_add_ca_glob(hsmtls_config *cfg, const char *pattern)
         return hsmtls__fail(cfg->err, "hsmtls_config_add_ca_glob: no pattern");
     glob_t g;
     int r = glob(pattern, GLOB_ERR, NULL, &g);
-    if (r == GLOB_NOMATCH)
-        return hsmtls__fail(cfg->err, "CA files %s: the pattern matches no file", pattern);
-    if (r != 0)
+    if (r != 0) {
+        /* POSIX leaves what a failed glob keeps in g open (partial matches): free it */
+        globfree(&g);
+        if (r == GLOB_NOMATCH)
+            return hsmtls__fail(cfg->err, "CA files %s: the pattern matches no file", pattern);
         return hsmtls__fail(cfg->err, "CA files %s: %s", pattern, r == GLOB_NOSPACE ? "out of memory" : "read error");
+    }
     int n = 0;
     for (size_t i = 0; i < g.gl_pathc; i++) {
         /* all or nothing: a file that holds no certificate fails the whole call */

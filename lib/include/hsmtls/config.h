@@ -216,8 +216,8 @@ int hsmtls_config_ocsp_request(const hsmtls_config *cfg);
 
 /* Server, TLS 1.2 DHE suites: the RFC 7919 group ("ffdhe2048", the default, up to
  * "ffdhe8192"), or custom parameters from a PEM file or memory ("DH PARAMETERS" as
- * `openssl dhparam` writes them; refused with OpenSSL's reason when below the security
- * level, e.g. under 1024 bits). The last call wins. The group getter gives the group's
+ * `openssl dhparam` writes them; refused, naming the size, when the prime has fewer
+ * than 2048 bits, and with OpenSSL's reason when it rejects them). The last call wins. The group getter gives the group's
  * name, or NULL for custom parameters that are no named group; the bits getter the
  * prime's size in use (2048 by default). */
 int hsmtls_config_set_dh_group(hsmtls_config *cfg, const char *name);
@@ -226,7 +226,9 @@ int hsmtls_config_set_dh_params(hsmtls_config *cfg, const char *path);
 int hsmtls_config_set_dh_params_mem(hsmtls_config *cfg, const void *pem, size_t len);
 int hsmtls_config_dh_bits(const hsmtls_config *cfg);
 
-/* Session tickets (on by default). */
+/* Session tickets (on by default). Off, a server sends no NewSessionTicket at all:
+ * TLS 1.2 still resumes by session ID through the server's cache, TLS 1.3 does not
+ * resume (no stateful TLS 1.3 tickets either). */
 int hsmtls_config_set_session_tickets(hsmtls_config *cfg, int on);
 int hsmtls_config_session_tickets(const hsmtls_config *cfg);
 
@@ -236,8 +238,8 @@ long hsmtls_config_session_timeout(const hsmtls_config *cfg);
 /* The session cache (OpenSSL's SSL_CTX_set_session_cache_mode and SSL_CTX_sess_*):
  * which side keeps sessions (the values are OpenSSL's SSL_SESS_CACHE_*; default SERVER),
  * and how many (0: no limit; default OpenSSL's 20480). A server needs its cache to
- * resume by session ID (TLS 1.2 without tickets) and for TLS 1.3 when tickets are off
- * in OpenSSL's stateful form; a client's cache only keeps and counts its sessions:
+ * resume by session ID (TLS 1.2 without tickets; with tickets off TLS 1.3 does not
+ * resume, see above); a client's cache only keeps and counts its sessions:
  * resuming takes hsmtls_conn_set_session. The cache and its counters belong to the
  * context the config's connections share: a setter called afterwards starts a new one,
  * empty. */
@@ -252,11 +254,13 @@ int hsmtls_config_session_cache_mode(const hsmtls_config *cfg);
 int hsmtls_config_set_session_cache_size(hsmtls_config *cfg, long size);
 long hsmtls_config_session_cache_size(const hsmtls_config *cfg);
 /* Removes the expired sessions from the cache (all = 0) or every session (all = 1);
- * returns how many went. */
+ * returns how many went. TLS connections and DTLS associations of one config keep
+ * separate caches (their contexts differ); this and the counters below cover both. */
 int hsmtls_config_flush_sessions(hsmtls_config *cfg, int all);
 /* The cache's counters (OpenSSL's SSL_CTX_sess_number, _hits, ...): sessions cached,
- * resumptions found in it and not, handshakes begun and finished on each side. All 0
- * before the first connection since the last change. */
+ * resumptions found in it and not, handshakes begun and finished on each side, the TLS
+ * and the DTLS cache added up. All 0 before the first connection since the last
+ * change. */
 typedef struct hsmtls_session_stats {
     long number, hits, misses, timeouts, cache_full;
     long accept, accept_good, accept_renegotiate;
