@@ -16,25 +16,6 @@
 
 static const char *crl_file;
 
-static int pump_handshake(hsmtls_conn *cli, hsmtls_conn *srv, int *srv_status)
-{
-    int rc = 1, rs = 1;
-    for (int round = 0; round < 50; round++) {
-        if (rc != 0)
-            rc = hsmtls_conn_handshake(cli);
-        int moved = check_move(cli, srv);
-        if (rs != 0)
-            rs = hsmtls_conn_handshake(srv);
-        moved += check_move(srv, cli);
-        if ((rc == 0 && rs == 0) || rc == HSMTLS_ERROR || rs == HSMTLS_ERROR)
-            break;
-        if (!moved && rc != 0 && rs != 0)
-            break;
-    }
-    *srv_status = rs;
-    return rc;
-}
-
 static void pair(hsmtls_config *cc, hsmtls_config *sc, hsmtls_conn **cli, hsmtls_conn **srv)
 {
     *cli = hsmtls_conn_new(cc);
@@ -89,7 +70,7 @@ static void case_session(void)
         int rs;
         pair(cc, sc, &cli, &srv);
         CHECK(hsmtls_conn_session(cli) == NULL); /* none before the handshake */
-        CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+        CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
         CHECK(exchange(srv, cli, "ticket, please") == 0);
         hsmtls_session *sess = hsmtls_conn_session(cli);
         CHECK(sess != NULL);
@@ -114,14 +95,14 @@ static void case_session(void)
         CHECK(hsmtls_session_load(NULL, 0) == NULL);
         pair(cc, sc, &cli, &srv);
         CHECK(hsmtls_conn_set_session(cli, back) == 0);
-        CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+        CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
         CHECK(hsmtls_conn_session_reused(cli) && hsmtls_conn_session_reused(srv));
         both_free(cli, srv);
         /* tickets off: a new session each time, and no ticket in it */
         CHECK(hsmtls_config_set_session_tickets(sc, 0) == 0);
         pair(cc, sc, &cli, &srv);
         CHECK(hsmtls_conn_set_session(cli, back) == 0);
-        CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+        CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
         CHECK(!hsmtls_conn_session_reused(cli));
         CHECK(exchange(srv, cli, "no ticket") == 0);
         hsmtls_session *plain = hsmtls_conn_session(cli);
@@ -244,18 +225,18 @@ static void case_crl(void)
     /* the check asked for without a CRL: "unable to get certificate CRL" */
     CHECK(hsmtls_config_set_verify_flags(cc, HSMTLS_VFLAG_CRL_CHECK) == 0);
     pair(cc, good, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == HSMTLS_ERROR);
+    CHECK(check_handshake(cli, srv, &rs) == HSMTLS_ERROR);
     CHECK_MSG(has_error(cli, X509_V_ERR_UNABLE_TO_GET_CRL), hsmtls_conn_error_message(cli));
     both_free(cli, srv);
     /* with the CRL: the revoked certificate fails, the others pass */
     CHECK_MSG(hsmtls_config_add_crl(cc, crl_file) == 0, hsmtls_config_error(cc));
     CHECK(hsmtls_config_crl_count(cc) == 1);
     pair(cc, good, &cli, &srv);
-    CHECK_MSG(pump_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(cli));
+    CHECK_MSG(check_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(cli));
     CHECK(hsmtls_conn_peer_verified(cli));
     both_free(cli, srv);
     pair(cc, revoked, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == HSMTLS_ERROR);
+    CHECK(check_handshake(cli, srv, &rs) == HSMTLS_ERROR);
     CHECK(has_error(cli, X509_V_ERR_CERT_REVOKED));
     CHECK_MSG(check_contains(hsmtls_conn_error_message(cli), "certificate revoked"), hsmtls_conn_error_message(cli));
     both_free(cli, srv);
@@ -263,19 +244,19 @@ static void case_crl(void)
      * is trusted, so CHECK_ALL passes for the good certificate too */
     CHECK(hsmtls_config_set_verify_flags(cc, HSMTLS_VFLAG_CRL_CHECK_ALL) == 0);
     pair(cc, good, &cli, &srv);
-    CHECK_MSG(pump_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(cli));
+    CHECK_MSG(check_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(cli));
     both_free(cli, srv);
     /* without the flags the CRL is not consulted */
     CHECK(hsmtls_config_set_verify_flags(cc, 0) == 0);
     pair(cc, revoked, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     both_free(cli, srv);
     /* the copy has it too */
     CHECK(hsmtls_config_set_verify_flags(cc, HSMTLS_VFLAG_CRL_CHECK) == 0);
     hsmtls_config *copy = hsmtls_config_copy(cc);
     CHECK(hsmtls_config_crl_count(copy) == 1 && hsmtls_config_equal(cc, copy));
     pair(copy, revoked, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == HSMTLS_ERROR && has_error(cli, X509_V_ERR_CERT_REVOKED));
+    CHECK(check_handshake(cli, srv, &rs) == HSMTLS_ERROR && has_error(cli, X509_V_ERR_CERT_REVOKED));
     both_free(cli, srv);
     hsmtls_config_free(copy);
     hsmtls_config_free(cc);
@@ -297,7 +278,7 @@ static void case_clientca(void)
     int rs;
     /* by default: the trusted CAs' names */
     pair(cc, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_peer_ca_count(cli) == 1);
     CHECK_MSG(check_contains(hsmtls_conn_peer_ca_name(cli, 0), "CN=hsmtls sandbox CA"), hsmtls_conn_peer_ca_name(cli, 0));
     CHECK(hsmtls_conn_peer_ca_count(srv) == 0);
@@ -310,7 +291,7 @@ static void case_clientca(void)
     CHECK(check_contains(hsmtls_config_client_ca_name(sc, 0), "CN=client-p256"));
     CHECK(check_contains(hsmtls_config_client_ca_name(sc, 1), "OU=ed25519"));
     pair(cc, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_peer_ca_count(cli) == 2);
     CHECK(check_contains(hsmtls_conn_peer_ca_name(cli, 0), "CN=client-p256"));
     CHECK(check_contains(hsmtls_conn_peer_ca_name(cli, 1), "OU=ed25519"));
@@ -319,7 +300,7 @@ static void case_clientca(void)
     /* a server that asks for no certificate names none */
     CHECK(hsmtls_config_set_verify_mode(sc, HSMTLS_VERIFY_NONE) == 0);
     pair(cc, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_peer_ca_count(cli) == 0);
     both_free(cli, srv);
     hsmtls_config_free(sc);
@@ -341,7 +322,7 @@ static void case_pha(void)
 
     /* a client that does not offer it cannot be asked */
     pair(cc, sc, &cli, &srv);
-    CHECK_MSG(pump_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(srv));
+    CHECK_MSG(check_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(srv));
     CHECK(hsmtls_conn_peer_subject(srv) == NULL);
     CHECK(hsmtls_conn_request_client_cert(srv) == HSMTLS_ERROR);
     CHECK_MSG(check_contains(hsmtls_conn_error_message(srv), "client must offer it"), hsmtls_conn_error_message(srv));
@@ -352,7 +333,7 @@ static void case_pha(void)
     CHECK(hsmtls_config_set_post_handshake_auth(cc, 1) == 0);
     pair(cc, sc, &cli, &srv);
     CHECK(hsmtls_conn_request_client_cert(srv) == HSMTLS_ERROR); /* not before the handshake */
-    CHECK_MSG(pump_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(srv));
+    CHECK_MSG(check_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(srv));
     CHECK(exchange(cli, srv, "before") == 0);
     CHECK(hsmtls_conn_peer_subject(srv) == NULL && !hsmtls_conn_peer_verified(srv));
     CHECK_MSG(hsmtls_conn_request_client_cert(srv) == 0, hsmtls_conn_error_message(srv));
@@ -366,7 +347,7 @@ static void case_pha(void)
     /* TLS 1.2 has no post-handshake authentication */
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_2, HSMTLS_TLS1_2) == 0);
     pair(cc, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_request_client_cert(srv) == HSMTLS_ERROR);
     CHECK(check_contains(hsmtls_conn_error_message(srv), "TLS 1.3"));
     both_free(cli, srv);
@@ -375,7 +356,7 @@ static void case_pha(void)
     hsmtls_config *anon = check_client_config();
     CHECK(hsmtls_config_set_post_handshake_auth(anon, 1) == 0);
     pair(anon, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_request_client_cert(srv) == 0);
     CHECK(exchange(srv, cli, "certificate?") == 0);
     CHECK(exchange(cli, srv, "none") == HSMTLS_ERROR);
@@ -398,7 +379,7 @@ static void case_reneg(void)
 
     /* off (the default): our side will not start one */
     pair(cc, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_renegotiate(cli) == HSMTLS_ERROR);
     CHECK(check_contains(hsmtls_conn_error_message(cli), "renegotiation is off"));
     both_free(cli, srv);
@@ -406,7 +387,7 @@ static void case_reneg(void)
     /* the client may, the server refuses: the client's renegotiation fails */
     CHECK(hsmtls_config_set_renegotiation(cc, 1) == 0 && hsmtls_config_renegotiation(cc) == 1);
     pair(cc, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK_MSG(hsmtls_conn_renegotiate(cli) == 0, hsmtls_conn_error_message(cli));
     CHECK(hsmtls_conn_renegotiate_pending(cli));
     char buf[64];
@@ -421,7 +402,7 @@ static void case_reneg(void)
     /* both allow it: a new handshake in the middle, data before and after, either side */
     CHECK(hsmtls_config_set_renegotiation(sc, 1) == 0);
     pair(cc, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(exchange(cli, srv, "before") == 0);
     CHECK(hsmtls_conn_renegotiate(cli) == 0 && hsmtls_conn_renegotiate_pending(cli));
     CHECK(exchange(srv, cli, "during") == 0);
@@ -439,7 +420,7 @@ static void case_reneg(void)
     /* TLS 1.3 has none */
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_3, HSMTLS_TLS1_3) == 0);
     pair(cc, sc, &cli, &srv);
-    CHECK(pump_handshake(cli, srv, &rs) == 0 && rs == 0);
+    CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_renegotiate(cli) == HSMTLS_ERROR && check_contains(hsmtls_conn_error_message(cli), "TLS 1.2"));
     both_free(cli, srv);
     hsmtls_config_free(sc);
