@@ -16,41 +16,6 @@
 
 static const char *crl_file;
 
-static void pair(hsmtls_config *cc, hsmtls_config *sc, hsmtls_conn **cli, hsmtls_conn **srv)
-{
-    *cli = hsmtls_conn_new(cc);
-    *srv = hsmtls_conn_new(sc);
-    CHECK_MSG(*cli && *srv, hsmtls_error_message());
-    CHECK(hsmtls_conn_use_memory(*cli) == 0 && hsmtls_conn_use_memory(*srv) == 0);
-    CHECK(hsmtls_conn_set_hostname(*cli, "localhost") == 0);
-}
-
-/* Sends msg one way and reads it on the other side, moving bytes both ways as long as
- * the reader asks for more (post-handshake messages, renegotiation). */
-static int exchange(hsmtls_conn *from, hsmtls_conn *to, const char *msg)
-{
-    char buf[256];
-    int w = HSMTLS_WANT_READ, n = HSMTLS_WANT_READ;
-    for (int round = 0; round < 20 && (w < 0 || n < 0); round++) {
-        if (w < 0)
-            w = hsmtls_conn_write(from, msg, strlen(msg));
-        check_move(from, to);
-        if (n < 0)
-            n = hsmtls_conn_read(to, buf, sizeof buf - 1);
-        check_move(to, from);
-        if (w == HSMTLS_ERROR || n == HSMTLS_ERROR)
-            break;
-    }
-    if (n != (int)strlen(msg)) {
-        if (getenv("TEST_DEBUG"))
-            fprintf(stderr, "exchange \"%s\": write %d (%s), read %d (%s)\n", msg, w, hsmtls_conn_error_message(from),
-                    n, hsmtls_conn_error_message(to));
-        return n < 0 ? n : HSMTLS_ERROR;
-    }
-    buf[n] = '\0';
-    return strcmp(buf, msg) == 0 ? 0 : HSMTLS_ERROR;
-}
-
 static void both_free(hsmtls_conn *a, hsmtls_conn *b)
 {
     hsmtls_conn_free(a);
@@ -68,10 +33,10 @@ static void case_session(void)
         CHECK(hsmtls_config_set_protocols(cc, versions[vi], versions[vi]) == 0);
         hsmtls_conn *cli, *srv;
         int rs;
-        pair(cc, sc, &cli, &srv);
+        check_pair(cc, sc, &cli, &srv);
         CHECK(hsmtls_conn_session(cli) == NULL); /* none before the handshake */
         CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
-        CHECK(exchange(srv, cli, "ticket, please") == 0);
+        CHECK(check_exchange(srv, cli, "ticket, please") == 0);
         hsmtls_session *sess = hsmtls_conn_session(cli);
         CHECK(sess != NULL);
         CHECK(hsmtls_session_has_ticket(sess) == 1);
@@ -93,18 +58,18 @@ static void case_session(void)
         CHECK(back != NULL);
         CHECK(hsmtls_session_load("junk", 4) == NULL && check_contains(hsmtls_error_message(), "not a TLS session"));
         CHECK(hsmtls_session_load(NULL, 0) == NULL);
-        pair(cc, sc, &cli, &srv);
+        check_pair(cc, sc, &cli, &srv);
         CHECK(hsmtls_conn_set_session(cli, back) == 0);
         CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
         CHECK(hsmtls_conn_session_reused(cli) && hsmtls_conn_session_reused(srv));
         both_free(cli, srv);
         /* tickets off: a new session each time, and no ticket in it */
         CHECK(hsmtls_config_set_session_tickets(sc, 0) == 0);
-        pair(cc, sc, &cli, &srv);
+        check_pair(cc, sc, &cli, &srv);
         CHECK(hsmtls_conn_set_session(cli, back) == 0);
         CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
         CHECK(!hsmtls_conn_session_reused(cli));
-        CHECK(exchange(srv, cli, "no ticket") == 0);
+        CHECK(check_exchange(srv, cli, "no ticket") == 0);
         hsmtls_session *plain = hsmtls_conn_session(cli);
         if (versions[vi] == HSMTLS_TLS1_2) /* a session ID is still resumable */
             CHECK(plain && !hsmtls_session_has_ticket(plain));
@@ -224,18 +189,18 @@ static void case_crl(void)
     CHECK(hsmtls_config_crl_count(cc) == 0);
     /* the check asked for without a CRL: "unable to get certificate CRL" */
     CHECK(hsmtls_config_set_verify_flags(cc, HSMTLS_VFLAG_CRL_CHECK) == 0);
-    pair(cc, good, &cli, &srv);
+    check_pair(cc, good, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == HSMTLS_ERROR);
     CHECK_MSG(has_error(cli, X509_V_ERR_UNABLE_TO_GET_CRL), hsmtls_conn_error_message(cli));
     both_free(cli, srv);
     /* with the CRL: the revoked certificate fails, the others pass */
     CHECK_MSG(hsmtls_config_add_crl(cc, crl_file) == 0, hsmtls_config_error(cc));
     CHECK(hsmtls_config_crl_count(cc) == 1);
-    pair(cc, good, &cli, &srv);
+    check_pair(cc, good, &cli, &srv);
     CHECK_MSG(check_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(cli));
     CHECK(hsmtls_conn_peer_verified(cli));
     both_free(cli, srv);
-    pair(cc, revoked, &cli, &srv);
+    check_pair(cc, revoked, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == HSMTLS_ERROR);
     CHECK(has_error(cli, X509_V_ERR_CERT_REVOKED));
     CHECK_MSG(check_contains(hsmtls_conn_error_message(cli), "certificate revoked"), hsmtls_conn_error_message(cli));
@@ -243,19 +208,19 @@ static void case_crl(void)
     /* the whole chain: the CA's own CRL would be needed from its issuer, but the root
      * is trusted, so CHECK_ALL passes for the good certificate too */
     CHECK(hsmtls_config_set_verify_flags(cc, HSMTLS_VFLAG_CRL_CHECK_ALL) == 0);
-    pair(cc, good, &cli, &srv);
+    check_pair(cc, good, &cli, &srv);
     CHECK_MSG(check_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(cli));
     both_free(cli, srv);
     /* without the flags the CRL is not consulted */
     CHECK(hsmtls_config_set_verify_flags(cc, 0) == 0);
-    pair(cc, revoked, &cli, &srv);
+    check_pair(cc, revoked, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     both_free(cli, srv);
     /* the copy has it too */
     CHECK(hsmtls_config_set_verify_flags(cc, HSMTLS_VFLAG_CRL_CHECK) == 0);
     hsmtls_config *copy = hsmtls_config_copy(cc);
     CHECK(hsmtls_config_crl_count(copy) == 1 && hsmtls_config_equal(cc, copy));
-    pair(copy, revoked, &cli, &srv);
+    check_pair(copy, revoked, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == HSMTLS_ERROR && has_error(cli, X509_V_ERR_CERT_REVOKED));
     both_free(cli, srv);
     hsmtls_config_free(copy);
@@ -277,7 +242,7 @@ static void case_clientca(void)
     hsmtls_conn *cli, *srv;
     int rs;
     /* by default: the trusted CAs' names */
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_peer_ca_count(cli) == 1);
     CHECK_MSG(check_contains(hsmtls_conn_peer_ca_name(cli, 0), "CN=hsmtls sandbox CA"), hsmtls_conn_peer_ca_name(cli, 0));
@@ -290,7 +255,7 @@ static void case_clientca(void)
     CHECK(hsmtls_config_client_ca_count(sc) == 2);
     CHECK(check_contains(hsmtls_config_client_ca_name(sc, 0), "CN=client-p256"));
     CHECK(check_contains(hsmtls_config_client_ca_name(sc, 1), "OU=ed25519"));
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_peer_ca_count(cli) == 2);
     CHECK(check_contains(hsmtls_conn_peer_ca_name(cli, 0), "CN=client-p256"));
@@ -299,7 +264,7 @@ static void case_clientca(void)
     both_free(cli, srv);
     /* a server that asks for no certificate names none */
     CHECK(hsmtls_config_set_verify_mode(sc, HSMTLS_VERIFY_NONE) == 0);
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_peer_ca_count(cli) == 0);
     both_free(cli, srv);
@@ -321,7 +286,7 @@ static void case_pha(void)
     int rs;
 
     /* a client that does not offer it cannot be asked */
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK_MSG(check_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(srv));
     CHECK(hsmtls_conn_peer_subject(srv) == NULL);
     CHECK(hsmtls_conn_request_client_cert(srv) == HSMTLS_ERROR);
@@ -331,14 +296,14 @@ static void case_pha(void)
 
     /* offered: no certificate in the handshake, one after the request */
     CHECK(hsmtls_config_set_post_handshake_auth(cc, 1) == 0);
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(hsmtls_conn_request_client_cert(srv) == HSMTLS_ERROR); /* not before the handshake */
     CHECK_MSG(check_handshake(cli, srv, &rs) == 0 && rs == 0, hsmtls_conn_error_message(srv));
-    CHECK(exchange(cli, srv, "before") == 0);
+    CHECK(check_exchange(cli, srv, "before") == 0);
     CHECK(hsmtls_conn_peer_subject(srv) == NULL && !hsmtls_conn_peer_verified(srv));
     CHECK_MSG(hsmtls_conn_request_client_cert(srv) == 0, hsmtls_conn_error_message(srv));
-    CHECK(exchange(srv, cli, "your certificate, please") == 0);
-    CHECK(exchange(cli, srv, "here it is") == 0);
+    CHECK(check_exchange(srv, cli, "your certificate, please") == 0);
+    CHECK(check_exchange(cli, srv, "here it is") == 0);
     CHECK_MSG(check_contains(hsmtls_conn_peer_subject(srv), "CN=client-p256"), hsmtls_conn_peer_subject(srv));
     CHECK(hsmtls_conn_peer_verified(srv));
     CHECK(hsmtls_conn_peer_chain_count(srv) >= 1);
@@ -346,7 +311,7 @@ static void case_pha(void)
 
     /* TLS 1.2 has no post-handshake authentication */
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_2, HSMTLS_TLS1_2) == 0);
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_request_client_cert(srv) == HSMTLS_ERROR);
     CHECK(check_contains(hsmtls_conn_error_message(srv), "TLS 1.3"));
@@ -355,11 +320,11 @@ static void case_pha(void)
     /* a client that offers it but has no certificate: the server that requires one fails */
     hsmtls_config *anon = check_client_config();
     CHECK(hsmtls_config_set_post_handshake_auth(anon, 1) == 0);
-    pair(anon, sc, &cli, &srv);
+    check_pair(anon, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_request_client_cert(srv) == 0);
-    CHECK(exchange(srv, cli, "certificate?") == 0);
-    CHECK(exchange(cli, srv, "none") == HSMTLS_ERROR);
+    CHECK(check_exchange(srv, cli, "certificate?") == 0);
+    CHECK(check_exchange(cli, srv, "none") == HSMTLS_ERROR);
     CHECK_MSG(check_contains(hsmtls_conn_error_message(srv), "certificate"), hsmtls_conn_error_message(srv));
     both_free(cli, srv);
     hsmtls_config_free(anon);
@@ -378,7 +343,7 @@ static void case_reneg(void)
     int rs;
 
     /* off (the default): our side will not start one */
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_renegotiate(cli) == HSMTLS_ERROR);
     CHECK(check_contains(hsmtls_conn_error_message(cli), "renegotiation is off"));
@@ -386,7 +351,7 @@ static void case_reneg(void)
 
     /* the client may, the server refuses: the client's renegotiation fails */
     CHECK(hsmtls_config_set_renegotiation(cc, 1) == 0 && hsmtls_config_renegotiation(cc) == 1);
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK_MSG(hsmtls_conn_renegotiate(cli) == 0, hsmtls_conn_error_message(cli));
     CHECK(hsmtls_conn_renegotiate_pending(cli));
@@ -401,25 +366,25 @@ static void case_reneg(void)
 
     /* both allow it: a new handshake in the middle, data before and after, either side */
     CHECK(hsmtls_config_set_renegotiation(sc, 1) == 0);
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
-    CHECK(exchange(cli, srv, "before") == 0);
+    CHECK(check_exchange(cli, srv, "before") == 0);
     CHECK(hsmtls_conn_renegotiate(cli) == 0 && hsmtls_conn_renegotiate_pending(cli));
-    CHECK(exchange(srv, cli, "during") == 0);
-    CHECK(exchange(cli, srv, "after") == 0);
-    CHECK(exchange(srv, cli, "and back") == 0);
+    CHECK(check_exchange(srv, cli, "during") == 0);
+    CHECK(check_exchange(cli, srv, "after") == 0);
+    CHECK(check_exchange(srv, cli, "and back") == 0);
     CHECK(!hsmtls_conn_renegotiate_pending(cli));
     CHECK(check_contains(hsmtls_conn_peer_subject(cli), "OU=rsa2048") && hsmtls_conn_peer_verified(cli));
     CHECK_MSG(hsmtls_conn_renegotiate(srv) == 0, hsmtls_conn_error_message(srv));
-    CHECK(exchange(srv, cli, "server asks") == 0);
-    CHECK(exchange(cli, srv, "client answers") == 0);
-    CHECK(exchange(srv, cli, "done") == 0);
+    CHECK(check_exchange(srv, cli, "server asks") == 0);
+    CHECK(check_exchange(cli, srv, "client answers") == 0);
+    CHECK(check_exchange(srv, cli, "done") == 0);
     CHECK(!hsmtls_conn_renegotiate_pending(srv));
     both_free(cli, srv);
 
     /* TLS 1.3 has none */
     CHECK(hsmtls_config_set_protocols(cc, HSMTLS_TLS1_3, HSMTLS_TLS1_3) == 0);
-    pair(cc, sc, &cli, &srv);
+    check_pair(cc, sc, &cli, &srv);
     CHECK(check_handshake(cli, srv, &rs) == 0 && rs == 0);
     CHECK(hsmtls_conn_renegotiate(cli) == HSMTLS_ERROR && check_contains(hsmtls_conn_error_message(cli), "TLS 1.2"));
     both_free(cli, srv);
