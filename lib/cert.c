@@ -142,13 +142,8 @@ int hsmtls_cert_sha256(const hsmtls_cert *cert, unsigned char out[32])
     return HSMTLS_OK;
 }
 
-int hsmtls_cert_pem(const hsmtls_cert *cert, char *buf, size_t size)
+int hsmtls__bio_take_string(BIO *b, char *buf, size_t size)
 {
-    BIO *b = BIO_new(BIO_s_mem());
-    if (!b || !PEM_write_bio_X509(b, cert->x509)) {
-        BIO_free(b);
-        return hsmtls__fail_ssl(NULL, "cannot write a certificate as PEM");
-    }
     char *data;
     long n = BIO_get_mem_data(b, &data);
     if (buf && (size_t)n < size) {
@@ -157,6 +152,16 @@ int hsmtls_cert_pem(const hsmtls_cert *cert, char *buf, size_t size)
     }
     BIO_free(b);
     return (int)n;
+}
+
+int hsmtls_cert_pem(const hsmtls_cert *cert, char *buf, size_t size)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b || !PEM_write_bio_X509(b, cert->x509)) {
+        BIO_free(b);
+        return hsmtls__fail_ssl(NULL, "cannot write a certificate as PEM");
+    }
+    return hsmtls__bio_take_string(b, buf, size);
 }
 
 int hsmtls_cert_der(const hsmtls_cert *cert, unsigned char *buf, size_t size)

@@ -62,18 +62,9 @@ static void make_peer_ca(hsmtls_conn *conn)
     if (n > 0 && !(conn->peer_ca_names = calloc((size_t)n, sizeof *conn->peer_ca_names)))
         return;
     for (int i = 0; i < n; i++) {
-        BIO *b = BIO_new(BIO_s_mem());
-        char *data;
-        if (b && X509_NAME_print_ex(b, sk_X509_NAME_value(sk, i), 0, XN_FLAG_RFC2253) >= 0) {
-            long len = BIO_get_mem_data(b, &data);
-            char *s = malloc((size_t)len + 1);
-            if (s) {
-                memcpy(s, data, (size_t)len);
-                s[len] = '\0';
-                conn->peer_ca_names[conn->n_peer_ca_names++] = s;
-            }
-        }
-        BIO_free(b);
+        char *s = hsmtls__name_line(sk_X509_NAME_value(sk, i));
+        if (s)
+            conn->peer_ca_names[conn->n_peer_ca_names++] = s;
     }
     conn->peer_ca_made = SSL_is_init_finished(conn->ssl) || n > 0;
 }

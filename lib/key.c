@@ -94,12 +94,5 @@ int hsmtls_key_public_pem(const hsmtls_key *key, char *buf, size_t size)
         BIO_free(b);
         return hsmtls__fail_ssl(NULL, "cannot write the public key as PEM");
     }
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    if (buf && (size_t)n < size) {
-        memcpy(buf, data, (size_t)n);
-        buf[n] = '\0';
-    }
-    BIO_free(b);
-    return (int)n;
+    return hsmtls__bio_take_string(b, buf, size);
 }

@@ -209,6 +209,9 @@ void hsmtls__conn_free_more(hsmtls_conn *conn);   /* conn_more.c */
 
 /* A name in RFC 2253 form ("CN=localhost,O=..."), malloc'd (cert.c). */
 char *hsmtls__name_line(const X509_NAME *name);
+/* The `_pem` calls' contract: a memory BIO's bytes into buf as a string when they fit
+ * with the NUL; frees b and returns the length either way. */
+int hsmtls__bio_take_string(BIO *b, char *buf, size_t size);
 
 /* strdup that tolerates NULL */
 char *hsmtls__strdup(const char *s);
