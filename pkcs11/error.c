@@ -1,5 +1,5 @@
 /* Thread-local last error of the PKCS#11 core, and names for PKCS#11 numbers. */
-#include "hsmtls/p11_error.h"
+#include "p11_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>

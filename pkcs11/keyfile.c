@@ -1,6 +1,6 @@
 /* The URI key file: a few DER bytes around a URI, wrapped in PEM by OpenSSL. */
 #include "hsmtls/p11_keyfile.h"
-#include "hsmtls/p11_error.h"
+#include "p11_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,9 @@
 /* Loading modules (by path, from p11-kit's registry, from HSMTLS_PKCS11_MODULE),
- * initialising each once per process, and re-initialising after a fork. */
+ * initialising each once per process through p11-kit's managed loading, and
+ * re-initialising after a fork. Modules are never finalised at exit: SoftHSM2 can crash
+ * when finalised while its static destructors run. */
 #include "p11_internal.h"
 
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <p11-kit/p11-kit.h>
@@ -26,9 +27,8 @@ static CK_RV initialize(hsmtls_p11_module *m)
     memset(&args, 0, sizeof args);
     args.flags = CKF_OS_LOCKING_OK;
     CK_RV rv = P11_CALL(m, C_Initialize, &args);
-    m->owns_init = rv == CKR_OK;
-    /* Another library in this process (or the parent, before a fork, for modules
-     * that keep state across it) already initialised it: that is usable. */
+    /* p11-kit answers OK when another user initialised the module first (and then never
+     * finalises it for us); this only means our own view was initialised already. */
     if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
         rv = CKR_OK;
     return rv;
@@ -59,15 +59,18 @@ int hsmtls_p11_module_check_fork(hsmtls_p11_module *m)
  * process rewrites that token's token.object (truncated under a lock, written after the
  * unlock): a process whose C_Initialize read it in that gap has no slot for the token
  * until C_Finalize and C_Initialize. Handles do not survive that, so it is done only
- * when this process initialised the module (no other library here relies on it) and
- * holds no session or object of it; the token locks are held so no session opens
- * meanwhile. */
+ * while the core holds no session or object of the module; the token locks are held so
+ * no session opens meanwhile. The C_Finalize goes through p11-kit, which finalises the
+ * module itself only when no other p11-kit user in the process holds it and p11-kit was
+ * the one that initialised it: a restart never pulls the module from under GnuTLS, a
+ * second provider or a library that initialised it before us. Whether it really
+ * restarted is asked of the module itself. */
 int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m)
 {
     if (hsmtls_p11_module_check_fork(m) < 0)
         return -1;
     pthread_mutex_lock(&m->lock);
-    int idle = m->owns_init;
+    int idle = 1;
     size_t locked = 0;
     while (idle && locked < m->ntokens) {
         hsmtls_p11_token *t = m->tokens[locked++];
@@ -75,8 +78,12 @@ int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m)
         idle = t->open_sessions == 0 && t->nidle == 0 && t->nobjects == 0;
     }
     CK_RV rv = CKR_OK;
+    int restarted = 0;
     if (idle) {
         P11_CALL(m, C_Finalize, NULL);
+        CK_INFO info;
+        restarted = P11_CALL_LIST(m->raw, C_GetInfo, &info) == CKR_CRYPTOKI_NOT_INITIALIZED;
+        m->shared = !restarted;
         rv = initialize(m);
         for (size_t i = 0; i < m->ntokens; i++)
             m->tokens[i]->logged_in = 0;
@@ -87,7 +94,7 @@ int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m)
     if (rv != CKR_OK)
         return hsmtls_p11_error_set(rv, "re-initialising PKCS#11 module %s: %s", m->path,
                                     hsmtls_p11_rv_name(rv));
-    return idle;
+    return restarted;
 }
 
 static char *base_name(const char *path)
@@ -96,46 +103,54 @@ static char *base_name(const char *path)
     return strdup(slash ? slash + 1 : path);
 }
 
+/* p11-kit's last message, or a stand-in when it left none. */
+static const char *p11_kit_reason(void)
+{
+    const char *msg = p11_kit_message();
+    return msg && *msg ? msg : "not a loadable PKCS#11 module";
+}
+
 static hsmtls_p11_module *load_locked(const char *path, const char *name)
 {
     for (hsmtls_p11_module *m = modules; m; m = m->next)
         if (strcmp(m->path, path) == 0)
             return m;
 
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!dl) {
-        hsmtls_p11_error_set(CKR_GENERAL_ERROR, "cannot load PKCS#11 module %s: %s", path, dlerror());
+    /* Managed: p11-kit shares one loaded module among all its users in the process (it
+     * finds an already loaded module by its function list) and counts initialisation. */
+    CK_FUNCTION_LIST *fl = p11_kit_module_load(path, 0);
+    if (!fl) {
+        hsmtls_p11_error_set(CKR_GENERAL_ERROR, "cannot load PKCS#11 module %s: %s", path,
+                             p11_kit_reason());
         return NULL;
     }
-    CK_C_GetFunctionList get_list = (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList");
-    CK_FUNCTION_LIST *fl = NULL;
-    if (!get_list || get_list(&fl) != CKR_OK || !fl) {
-        hsmtls_p11_error_set(CKR_GENERAL_ERROR, "%s is not a PKCS#11 module (no C_GetFunctionList)", path);
-        dlclose(dl);
-        return NULL;
-    }
-    hsmtls_p11_module *m = calloc(1, sizeof *m);
+    CK_FUNCTION_LIST *raw = p11_kit_module_load(path, P11_KIT_MODULE_UNMANAGED);
+    hsmtls_p11_module *m = raw ? calloc(1, sizeof *m) : NULL;
     if (!m) {
-        dlclose(dl);
-        hsmtls_p11_error_set(CKR_HOST_MEMORY, "out of memory loading %s", path);
+        hsmtls_p11_error_set(CKR_HOST_MEMORY, "cannot load PKCS#11 module %s: %s", path,
+                             raw ? "out of memory" : p11_kit_reason());
+        if (raw)
+            p11_kit_module_release(raw);
+        p11_kit_module_release(fl);
         return NULL;
     }
     m->path = strdup(path);
     m->name = name ? strdup(name) : base_name(path);
-    m->dl = dl;
     m->fl = fl;
+    m->raw = raw;
     pthread_mutex_init(&m->lock, NULL);
     m->generation = atomic_load(&hsmtls_p11_fork_generation);
     CK_RV rv = initialize(m);
-    if (rv == CKR_OK)
-        rv = P11_CALL(m, C_GetInfo, &m->info);
+    if (rv == CKR_OK && (rv = P11_CALL(m, C_GetInfo, &m->info)) != CKR_OK)
+        P11_CALL(m, C_Finalize, NULL);
     if (rv != CKR_OK) {
         hsmtls_p11_error_set(rv, "initialising PKCS#11 module %s: %s", path, hsmtls_p11_rv_name(rv));
         pthread_mutex_destroy(&m->lock);
         free(m->path);
         free(m->name);
         free(m);
-        dlclose(dl);
+        p11_kit_module_release(raw);
+        p11_kit_module_release(fl);
         return NULL;
     }
     m->next = modules;
@@ -152,15 +167,6 @@ static hsmtls_p11_module *load_named(const char *path, const char *name)
     if (m && hsmtls_p11_module_check_fork(m) < 0)
         return NULL;
     return m;
-}
-
-hsmtls_p11_module *hsmtls_p11_module_load(const char *path)
-{
-    if (!path || !*path) {
-        hsmtls_p11_error_set(CKR_ARGUMENTS_BAD, "no PKCS#11 module path given");
-        return NULL;
-    }
-    return load_named(path, NULL);
 }
 
 /* p11-kit's registry, read once: name and file of every configured module. */
@@ -391,32 +397,3 @@ void hsmtls_p11_tokens_each(void (*fn)(const hsmtls_p11_token *t, void *arg), vo
 const char *hsmtls_p11_module_path(const hsmtls_p11_module *m) { return m->path; }
 const char *hsmtls_p11_module_name(const hsmtls_p11_module *m) { return m->name; }
 const CK_INFO *hsmtls_p11_module_info(const hsmtls_p11_module *m) { return &m->info; }
-
-void hsmtls_p11_shutdown(void)
-{
-    pthread_mutex_lock(&modules_lock);
-    while (modules) {
-        hsmtls_p11_module *m = modules;
-        modules = m->next;
-        for (size_t i = 0; i < m->ntokens; i++) {
-            hsmtls_p11_token *t = m->tokens[i];
-            for (size_t k = 0; k < t->nobjects; k++)
-                hsmtls_p11_object_free(t->objects[k]);
-            free(t->objects);
-            hsmtls_p11_token_free_queries(t);
-            hsmtls_p11_pin_free(t->pin);
-            hsmtls_p11_pin_free(t->rejected_pin);
-            free(t->idle);
-            pthread_mutex_destroy(&t->lock);
-            free(t);
-        }
-        free(m->tokens);
-        P11_CALL(m, C_Finalize, NULL);
-        dlclose(m->dl);
-        pthread_mutex_destroy(&m->lock);
-        free(m->path);
-        free(m->name);
-        free(m);
-    }
-    pthread_mutex_unlock(&modules_lock);
-}

@@ -464,10 +464,6 @@ int hsmtls_p11_object_always_authenticate(const hsmtls_p11_object *o) { return o
         return o->field;                                                                   \
     }
 BYTES_GETTER(id, id)
-BYTES_GETTER(modulus, modulus)
-BYTES_GETTER(exponent, exponent)
-BYTES_GETTER(ec_params, ec_params)
-BYTES_GETTER(ec_point, ec_point)
 BYTES_GETTER(cert_der, cert)
 
 char *hsmtls_p11_object_uri(const hsmtls_p11_object *o)

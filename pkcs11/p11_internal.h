@@ -31,18 +31,25 @@ void hsmtls_p11_call_start(enum hsmtls_p11_fn fn);
 CK_RV hsmtls_p11_call_done(enum hsmtls_p11_fn fn, CK_RV rv);
 
 /* P11_CALL(module, C_Sign, session, ...): the only way the core calls a module. */
-#define P11_CALL(mod, fn, ...) \
+#define P11_CALL(mod, fn, ...) P11_CALL_LIST((mod)->fl, fn, __VA_ARGS__)
+#define P11_CALL_LIST(list, fn, ...) \
     hsmtls_p11_call_done(HSMTLS_P11_FN_##fn, \
-        (hsmtls_p11_call_start(HSMTLS_P11_FN_##fn), (mod)->fl->fn(__VA_ARGS__)))
+        (hsmtls_p11_call_start(HSMTLS_P11_FN_##fn), (list)->fn(__VA_ARGS__)))
 
 struct hsmtls_p11_module {
     char *path;
     char *name;
-    void *dl;
+    /* p11-kit's managed view of the module: C_Initialize and C_Finalize are counted
+     * across every p11-kit user in the process (GnuTLS, another provider), and the
+     * module itself is finalised only when the last of them lets go, and only if p11-kit
+     * initialised it. */
     CK_FUNCTION_LIST *fl;
+    /* The module's own functions, only to ask whether it is still initialised after our
+     * C_Finalize (another user keeps it up: then it cannot be restarted from here). */
+    CK_FUNCTION_LIST *raw;
     CK_INFO info;
     unsigned generation;          /* fork generation it was initialised in */
-    int owns_init;                /* our C_Initialize did it (not CKR_CRYPTOKI_ALREADY_INITIALIZED) */
+    int shared;                   /* a restart found another user holding the module */
     pthread_mutex_t lock;         /* guards tokens[] and re-initialisation */
     hsmtls_p11_token **tokens;    /* every token ever seen, kept for the process */
     size_t ntokens;
@@ -90,14 +97,42 @@ struct hsmtls_p11_object {
     const char *curve;            /* "P-256", "ED25519" ...; NULL for RSA */
 };
 
+/* Core functions the fronts do not need (kept out of the public headers and so out of
+ * the shared library's exported symbols). */
+/* Sets the thread's message (printf-style) and its CK_RV; returns -1 so callers can
+ * `return hsmtls_p11_error_set(...)`. */
+int hsmtls_p11_error_set(CK_RV rv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "CKM_ECDSA", "CKO_PRIVATE_KEY": names for messages. */
+const char *hsmtls_p11_mechanism_name(CK_MECHANISM_TYPE m);
+const char *hsmtls_p11_class_name(CK_OBJECT_CLASS c);
+/* The public key or certificate on the same token with the same CKA_ID (or label when
+ * there is no id), NULL when none. */
+hsmtls_p11_object *hsmtls_p11_object_sibling(hsmtls_p11_object *o, CK_OBJECT_CLASS cls);
+/* Exactly the tokens `uri` names; none is an error that says what was searched and
+ * which tokens exist. */
+int hsmtls_p11_tokens_find(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
+                           hsmtls_p11_token ***out, size_t *n);
+/* Logs in as the user once; later calls return at once. The PIN comes from the URI's
+ * pin-value or pin-source, then opt->pin, opt->pin_source, then opt->pin_cb. Exactly
+ * one C_Login per call, and a PIN the token rejected is never offered again.
+ * Returns 0, or -1 with a message naming the token and the PKCS#11 reason. */
+int hsmtls_p11_token_login(hsmtls_p11_token *t, const hsmtls_p11_uri *uri,
+                           const hsmtls_p11_lookup *opt);
+int hsmtls_p11_token_needs_login(const hsmtls_p11_token *t);
+/* Whether the token offers a mechanism (asks C_GetMechanismList each time: not for hot paths). */
+int hsmtls_p11_token_has_mechanism(hsmtls_p11_token *t, CK_MECHANISM_TYPE mech);
+
 extern _Atomic unsigned hsmtls_p11_fork_generation;
 
 /* module.c */
 int hsmtls_p11_module_check_fork(hsmtls_p11_module *m);
 int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh);
-/* C_Finalize and C_Initialize, when this process initialised the module and holds no
- * session or object of it (SoftHSM2 lists only the tokens it read at C_Initialize).
- * 1: done, 0: skipped, -1: failed (the module is then unusable). */
+/* Starts the module afresh (C_Finalize and C_Initialize through p11-kit), when the core
+ * holds no session or object of it (SoftHSM2 lists only the tokens it read at
+ * C_Initialize). 1: the module really restarted; 0: skipped, or another user in the
+ * process keeps it initialised so it could not restart (m->shared says which); -1:
+ * failed (the module is then unusable). */
 int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m);
 
 /* session.c: the pool. acquire may open a session; release returns it, or closes

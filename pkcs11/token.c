@@ -118,7 +118,6 @@ int hsmtls_p11_tokens_find(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *o
 
 hsmtls_p11_module *hsmtls_p11_token_module(const hsmtls_p11_token *t) { return t->module; }
 CK_SLOT_ID hsmtls_p11_token_slot(const hsmtls_p11_token *t) { return t->slot; }
-const CK_SLOT_INFO *hsmtls_p11_token_slot_info(const hsmtls_p11_token *t) { return &t->slot_info; }
 const CK_TOKEN_INFO *hsmtls_p11_token_info(const hsmtls_p11_token *t) { return &t->info; }
 const char *hsmtls_p11_token_label(const hsmtls_p11_token *t) { return t->label; }
 unsigned long hsmtls_p11_token_signatures(const hsmtls_p11_token *t)

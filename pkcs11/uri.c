@@ -4,7 +4,7 @@
  * overwritten, "a;;b" ending the path early), so the text is checked and rebuilt here
  * first, and p11-kit only ever sees a URI it reads the way the user meant it. */
 #include "hsmtls/p11_uri.h"
-#include "hsmtls/p11_error.h"
+#include "p11_internal.h"
 
 #include <limits.h>
 #include <stdarg.h>

@@ -266,8 +266,8 @@ int cmd_demo(int argc, char **argv)
         if (!o.pin_source)
             o.pin_source = owned[3] = sandbox_path(dir, "pin.txt");
     }
-    /* The command line's module wins, for both copies of the core (ours and the
-     * provider's): the environment is what both read. */
+    /* The command line's module wins for every lookup in the process: the token checks
+     * below and the provider's key loads share one core, which reads the environment. */
     if (o.module)
         setenv("HSMTLS_PKCS11_MODULE", o.module, 1);
     struct demo_ref *refs[] = { &o.server_cert, &o.server_key, &o.client_cert, &o.client_key };

@@ -16,17 +16,10 @@ const char *hsmtls_p11_error_message(void);
 CK_RV hsmtls_p11_error_rv(void);
 void hsmtls_p11_error_clear(void);
 
-/* Sets the thread's message (printf-style) and its CK_RV; returns -1 so callers can
- * `return hsmtls_p11_error_set(...)`. */
-int hsmtls_p11_error_set(CK_RV rv, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 /* "CKR_PIN_INCORRECT", or "CKR_0x%08lx" for a value it does not know (static or thread-local). */
 const char *hsmtls_p11_rv_name(CK_RV rv);
-/* "CKM_ECDSA", "CKK_EC", "CKO_PRIVATE_KEY": names for traces and listings. */
-const char *hsmtls_p11_mechanism_name(CK_MECHANISM_TYPE m);
+/* "CKK_EC": names for listings. */
 const char *hsmtls_p11_key_type_name(CK_KEY_TYPE k);
-const char *hsmtls_p11_class_name(CK_OBJECT_CLASS c);
 
 #ifdef __cplusplus
 }

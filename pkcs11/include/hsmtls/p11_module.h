@@ -15,11 +15,6 @@ extern "C" {
 
 typedef struct hsmtls_p11_module hsmtls_p11_module;
 
-/* Loads and initialises the module at `path`, or returns the one already loaded from
- * it: a module is initialised once per process (and again in a forked child). Modules
- * stay loaded until hsmtls_p11_shutdown. NULL with a message naming the path. */
-hsmtls_p11_module *hsmtls_p11_module_load(const char *path);
-
 /* The modules a URI should be searched in, most specific first:
  *   HSMTLS_PKCS11_MODULE from the environment (overrides everything);
  *   the URI's module-path; `configured_path` (a program's or provider's setting);
@@ -34,10 +29,6 @@ const char *hsmtls_p11_module_path(const hsmtls_p11_module *m);
 /* The p11-kit registry name where the module came from there, else the file's base name. */
 const char *hsmtls_p11_module_name(const hsmtls_p11_module *m);
 const CK_INFO *hsmtls_p11_module_info(const hsmtls_p11_module *m);
-
-/* Finalises and unloads every module. Never called at process exit by the core:
- * SoftHSM2 can crash when finalised while its static destructors run. */
-void hsmtls_p11_shutdown(void);
 
 /* Call accounting, process-wide. `fn` is a PKCS#11 function name ("C_Sign"). */
 unsigned long hsmtls_p11_calls(const char *fn);

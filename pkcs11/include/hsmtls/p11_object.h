@@ -31,9 +31,6 @@ int hsmtls_p11_objects_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *
 hsmtls_p11_object *hsmtls_p11_object_find(const hsmtls_p11_uri *uri,
                                           const hsmtls_p11_lookup *opt, CK_OBJECT_CLASS cls);
 
-/* The public key or certificate on the same token with the same CKA_ID (or label when
- * there is no id), NULL when none. */
-hsmtls_p11_object *hsmtls_p11_object_sibling(hsmtls_p11_object *o, CK_OBJECT_CLASS cls);
 
 hsmtls_p11_token *hsmtls_p11_object_token(const hsmtls_p11_object *o);
 CK_OBJECT_CLASS hsmtls_p11_object_class(const hsmtls_p11_object *o);
@@ -44,12 +41,6 @@ unsigned hsmtls_p11_object_bits(const hsmtls_p11_object *o);
 /* "P-256", "P-384", "P-521", "ED25519", "ED448"; NULL for RSA and certificates. */
 const char *hsmtls_p11_object_curve(const hsmtls_p11_object *o);
 int hsmtls_p11_object_always_authenticate(const hsmtls_p11_object *o);
-/* Raw attribute values (NULL when the object has none). ec_point is the bare point,
- * unwrapped from the DER OCTET STRING tokens usually return. */
-const unsigned char *hsmtls_p11_object_modulus(const hsmtls_p11_object *o, size_t *len);
-const unsigned char *hsmtls_p11_object_exponent(const hsmtls_p11_object *o, size_t *len);
-const unsigned char *hsmtls_p11_object_ec_params(const hsmtls_p11_object *o, size_t *len);
-const unsigned char *hsmtls_p11_object_ec_point(const hsmtls_p11_object *o, size_t *len);
 const unsigned char *hsmtls_p11_object_cert_der(const hsmtls_p11_object *o, size_t *len);
 /* The object's URI, malloc'd; pasted back it finds this object. */
 char *hsmtls_p11_object_uri(const hsmtls_p11_object *o);

@@ -52,25 +52,12 @@ typedef struct hsmtls_p11_lookup {
 int hsmtls_p11_tokens_list(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
                            hsmtls_p11_token ***out, size_t *n);
 
-/* Exactly the tokens `uri` names; none is an error that says what was searched and
- * which tokens exist. */
-int hsmtls_p11_tokens_find(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *opt,
-                           hsmtls_p11_token ***out, size_t *n);
-
 hsmtls_p11_module *hsmtls_p11_token_module(const hsmtls_p11_token *t);
 CK_SLOT_ID hsmtls_p11_token_slot(const hsmtls_p11_token *t);
-const CK_SLOT_INFO *hsmtls_p11_token_slot_info(const hsmtls_p11_token *t);
 const CK_TOKEN_INFO *hsmtls_p11_token_info(const hsmtls_p11_token *t);
 const char *hsmtls_p11_token_label(const hsmtls_p11_token *t);
 
-/* Logs in as the user once; later calls return at once. The PIN comes from the URI's
- * pin-value or pin-source, then opt->pin, opt->pin_source, then opt->pin_cb. Exactly
- * one C_Login per call, and a PIN the token rejected is never offered again.
- * Returns 0, or -1 with a message naming the token and the PKCS#11 reason. */
-int hsmtls_p11_token_login(hsmtls_p11_token *t, const hsmtls_p11_uri *uri,
-                           const hsmtls_p11_lookup *opt);
 int hsmtls_p11_token_logged_in(hsmtls_p11_token *t);
-int hsmtls_p11_token_needs_login(const hsmtls_p11_token *t);
 
 /* Signatures the token made for this copy of the core since the process started:
  * successful C_Sign calls that returned a signature (length queries and failures do not
@@ -81,8 +68,6 @@ unsigned long hsmtls_p11_token_signatures(const hsmtls_p11_token *t);
  * not call back into the core. */
 void hsmtls_p11_tokens_each(void (*fn)(const hsmtls_p11_token *t, void *arg), void *arg);
 
-/* Whether the token offers a mechanism (asks C_GetMechanismList each time: not for hot paths). */
-int hsmtls_p11_token_has_mechanism(hsmtls_p11_token *t, CK_MECHANISM_TYPE mech);
 
 /* Sessions held by the pool: idle now, and open in all. */
 size_t hsmtls_p11_token_idle_sessions(hsmtls_p11_token *t);
