@@ -11,12 +11,12 @@
  * EdDSA work as they do with `-key pkcs11:...`.
  *
  * The provider must be in the process: if openssl.cnf did not load it, init() loads
- * it from PROVIDER_PATH (a control command), $HSMTLS_PROVIDER, the ossl-modules
- * directory next to this engine's engines directory, or the install directory.
+ * it from PROVIDER_PATH (a control command), else where libhsmtls would
+ * (provider/locate.c: $HSMTLS_PROVIDER, the build tree, beside this engine as
+ * installed, the install path).
  *
  * Control commands are those of libp11's engine_pkcs11 (same names and numbers) plus
  * PROVIDER_PATH. A PIN is never printed: URIs are shown with pin-value masked. */
-#define _GNU_SOURCE 1 /* dladdr */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/core.h>
 #include <openssl/crypto.h>
 #include <openssl/engine.h>
 #include <openssl/err.h>
@@ -36,12 +37,10 @@
 
 #include "hsmtls/p11_error.h"
 #include "hsmtls/p11_uri.h"
+#include "hsmtls_provider.h"
 
 #ifndef HSMTLS_VERSION
 #define HSMTLS_VERSION "0"
-#endif
-#ifndef HSMTLS_PROVIDER_INSTALL_PATH
-#define HSMTLS_PROVIDER_INSTALL_PATH "/usr/lib/x86_64-linux-gnu/ossl-modules/hsmtls.so"
 #endif
 
 static const char engine_id[] = "hsmtls";
@@ -95,7 +94,8 @@ static const ENGINE_CMD_DEFN cmd_defns[] = {
       ENGINE_CMD_FLAG_INTERNAL },
     { CMD_PROVIDER_PATH, "PROVIDER_PATH",
       "hsmtls provider module to load if openssl.cnf did not (default: $HSMTLS_PROVIDER, then "
-      "../ossl-modules/hsmtls.so next to this engine, then the install path)",
+      "the build tree's for an engine in it, then the installed one beside this engine, then "
+      "the install path)",
       ENGINE_CMD_FLAG_STRING },
     { 0, NULL, NULL, 0 },
 };
@@ -198,7 +198,7 @@ static int set_string(char **slot, const char *value)
 static int provider_present(void)
 {
     ERR_set_mark();
-    OSSL_STORE_LOADER *l = OSSL_STORE_LOADER_fetch(NULL, "pkcs11", "provider=hsmtls");
+    OSSL_STORE_LOADER *l = OSSL_STORE_LOADER_fetch(NULL, "pkcs11", "provider=" HSMTLS_PROVIDER_NAME);
     ERR_pop_to_mark();
     if (!l)
         return 0;
@@ -206,66 +206,34 @@ static int provider_present(void)
     return 1;
 }
 
-/* The provider next to this engine: ENGINESDIR/../ossl-modules/hsmtls.so, which is
- * build/lib/ossl-modules in the build tree and OpenSSL's modules directory installed. */
-static char *provider_beside_engine(void)
-{
-    Dl_info info;
-    if (!dladdr((void *)provider_beside_engine, &info) || !info.dli_fname)
-        return NULL;
-    const char *slash = strrchr(info.dli_fname, '/');
-    if (!slash)
-        return NULL;
-    size_t dirlen = (size_t)(slash - info.dli_fname);
-    static const char rel[] = "/../ossl-modules/hsmtls.so";
-    char *path = malloc(dirlen + sizeof rel);
-    if (!path)
-        return NULL;
-    memcpy(path, info.dli_fname, dirlen);
-    memcpy(path + dirlen, rel, sizeof rel);
-    return path;
-}
-
-/* Loads the provider at `path` under the name of its file ("hsmtls" for hsmtls.so), so
- * provider=hsmtls queries and openssl.cnf-style ordering (default before hsmtls) hold. */
+/* Loads the provider at `path` into the default library context under the name
+ * "hsmtls", so provider=hsmtls queries and openssl.cnf-style ordering (default before
+ * hsmtls) hold. OpenSSL 3.0 names a provider after what it was loaded by, and finds a
+ * bare name through the process-wide module search path, which it cannot tell us to
+ * restore; so the module is opened here and registered under its name instead, leaving
+ * that path as the application set it. */
 static int load_provider(const char *path)
 {
-    char *dir = strdup(path);
-    if (!dir) {
-        fail("out of memory");
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    OSSL_provider_init_fn *init = dl ? (OSSL_provider_init_fn *)dlsym(dl, "OSSL_provider_init") : NULL;
+    if (!init) {
+        fail("cannot load the hsmtls provider from %s: %s", path,
+             dl ? "no OSSL_provider_init in it (is it hsmtls.so?)" : dlerror());
+        if (dl)
+            dlclose(dl);
         return 0;
     }
-    char *slash = strrchr(dir, '/');
-    const char *file = slash ? slash + 1 : dir;
-    char name[256];
-    snprintf(name, sizeof name, "%s", file);
-    size_t n = strlen(name);
-    if (n > 3 && strcmp(name + n - 3, ".so") == 0)
-        name[n - 3] = '\0';
-    if (slash)
-        *slash = '\0';
-
     /* Fallback providers (default) are kept: the fetch in provider_present() already
-     * activated them if the application had loaded none, so they come first. */
-    OSSL_PROVIDER *prov;
-    if (slash) {
-        OSSL_PROVIDER_set_default_search_path(NULL, *dir ? dir : "/");
-        prov = OSSL_PROVIDER_try_load(NULL, name, 1);
-        OSSL_PROVIDER_set_default_search_path(NULL, NULL); /* back to OPENSSL_MODULES / built-in */
-    } else {
-        prov = OSSL_PROVIDER_try_load(NULL, name, 1);
-    }
-    free(dir);
-    if (!prov) {
+     * activated them if the application had loaded none, so they come first. Kept for
+     * the process, dl included: keys handed out reference it. */
+    if (!OSSL_PROVIDER_add_builtin(NULL, HSMTLS_PROVIDER_NAME, init) ||
+        !OSSL_PROVIDER_try_load(NULL, HSMTLS_PROVIDER_NAME, 1)) {
         fail("cannot load the hsmtls provider from %s", path);
         return 0;
     }
     say(LEVEL_INFO, "loaded the hsmtls provider from %s", path);
-    /* Kept for the process: keys handed out reference it. */
     return 1;
 }
-
-static int readable(const char *path) { return path && access(path, R_OK) == 0; }
 
 static int ensure_provider_locked(void)
 {
@@ -276,22 +244,11 @@ static int ensure_provider_locked(void)
         g.ready = 1;
         return 1;
     }
-    const char *env = getenv("HSMTLS_PROVIDER");
-    char *beside = NULL;
-    const char *path = NULL;
-    if (g.provider_path)
-        path = g.provider_path;
-    else if (env && *env)
-        path = env;
-    else if (readable(beside = provider_beside_engine()))
-        path = beside;
-    else if (readable(HSMTLS_PROVIDER_INSTALL_PATH))
-        path = HSMTLS_PROVIDER_INSTALL_PATH;
-    if (!path) {
-        fail("the hsmtls provider is not loaded and was not found (looked for %s and %s); "
-             "load it from openssl.cnf, set HSMTLS_PROVIDER or the PROVIDER_PATH command",
-             beside ? beside : "../ossl-modules/hsmtls.so", HSMTLS_PROVIDER_INSTALL_PATH);
-        free(beside);
+    /* PROVIDER_PATH, else the rule libhsmtls follows too (provider/locate.c). */
+    const char *path = g.provider_path ? g.provider_path : hsmtls__provider_default_path();
+    if (access(path, R_OK) != 0) {
+        fail("the hsmtls provider is not loaded and was not found at %s: %s; load it from "
+             "openssl.cnf, set HSMTLS_PROVIDER or the PROVIDER_PATH command", path, strerror(errno));
         return 0;
     }
     int ok = load_provider(path);
@@ -299,7 +256,6 @@ static int ensure_provider_locked(void)
         fail("the provider loaded from %s offers no pkcs11: store (is it hsmtls.so?)", path);
         ok = 0;
     }
-    free(beside);
     g.ready = ok;
     return ok;
 }

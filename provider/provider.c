@@ -12,13 +12,13 @@
  *
  * HSMTLS_PKCS11_MODULE in the environment still overrides the module (the core's rule).
  *
- * Gettable (OSSL_PROVIDER_get_params): "hsmtls-token-signatures", a UTF-8 string with a
- * line "SIGNATURES<TAB>SERIAL<TAB>LABEL" per token this provider's core has seen: the
- * signatures each made here, counted by the core (libhsmtls's hsmtls_token_signatures
- * reads it; the module's core is its own copy, so only the provider can tell).
+ * Gettable (OSSL_PROVIDER_get_params): HSMTLS_PROVIDER_PARAM_COUNTERS, the counters of
+ * the process's PKCS#11 core (provider/include/hsmtls_provider.h, which libhsmtls
+ * includes too).
  * The core (modules, sessions, logins) is never finalised here: SoftHSM2 can crash when
  * finalised while its static destructors run at process exit. */
 #include "provider.h"
+#include "hsmtls_provider.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +33,6 @@
 #define HSMTLS_PARAM_PIN_SOURCE "pkcs11-pin-source"
 #define HSMTLS_PARAM_LOGIN "pkcs11-login"
 #define HSMTLS_PARAM_OPERATIONS "pkcs11-operations"
-#define HSMTLS_PARAM_TOKEN_SIGNATURES "hsmtls-token-signatures"
 
 void hsmtls_prov_error(const hsmtls_provctx *pc, int reason, const char *file, int line,
                        const char *func, const char *fmt, ...)
@@ -233,55 +232,31 @@ static const OSSL_PARAM *gettable_params(void *provctx)
         OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
         OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL, 0),
         OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
-        OSSL_PARAM_DEFN(HSMTLS_PARAM_TOKEN_SIGNATURES, OSSL_PARAM_UTF8_STRING, NULL, 0),
+        OSSL_PARAM_DEFN(HSMTLS_PROVIDER_PARAM_COUNTERS, OSSL_PARAM_OCTET_STRING, NULL, 0),
         OSSL_PARAM_END,
     };
     return list;
 }
 
-struct text {
-    char *buf;
-    size_t len, cap;
-    int failed;
+struct sum {
+    const char *label;
+    uint64_t total;
 };
 
-/* Copies a token string field, with tabs and line ends (which would break the line
- * format) and other control bytes shown as '?'. */
-static void clean_copy(char *dst, size_t size, const char *src, size_t len)
+static void add_signatures(const hsmtls_p11_token *t, void *arg)
 {
-    while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\0'))
-        len--;
-    size_t i = 0;
-    for (; i < len && i + 1 < size && src[i]; i++)
-        dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ? '?' : src[i];
-    dst[i] = '\0';
+    struct sum *x = arg;
+    if (!x->label || strcmp(x->label, hsmtls_p11_token_label(t)) == 0)
+        x->total += hsmtls_p11_token_signatures(t);
 }
 
-static void add_token_line(const hsmtls_p11_token *t, void *arg)
+/* The counters' one function: tokens with the same label in several modules or slots
+ * add up. */
+static uint64_t token_signatures(const char *label)
 {
-    struct text *x = arg;
-    const CK_TOKEN_INFO *info = hsmtls_p11_token_info(t);
-    const char *label = hsmtls_p11_token_label(t);
-    char serial[sizeof info->serialNumber + 1], clean_label[33];
-    clean_copy(serial, sizeof serial, (const char *)info->serialNumber, sizeof info->serialNumber);
-    clean_copy(clean_label, sizeof clean_label, label, strlen(label));
-    char line[128];
-    int n = snprintf(line, sizeof line, "%lu\t%s\t%s\n", hsmtls_p11_token_signatures(t), serial,
-                     clean_label);
-    if (x->failed || n < 0 || (size_t)n >= sizeof line)
-        return;
-    if (x->len + (size_t)n + 1 > x->cap) {
-        size_t cap = x->cap ? 2 * x->cap : 512;
-        char *grown = realloc(x->buf, cap);
-        if (!grown) {
-            x->failed = 1;
-            return;
-        }
-        x->buf = grown;
-        x->cap = cap;
-    }
-    memcpy(x->buf + x->len, line, (size_t)n + 1);
-    x->len += (size_t)n;
+    struct sum x = { label, 0 };
+    hsmtls_p11_tokens_each(add_signatures, &x);
+    return x.total;
 }
 
 static int get_params(void *provctx, OSSL_PARAM params[])
@@ -298,13 +273,10 @@ static int get_params(void *provctx, OSSL_PARAM params[])
         return 0;
     if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS)) && !OSSL_PARAM_set_int(p, 1))
         return 0;
-    if ((p = OSSL_PARAM_locate(params, HSMTLS_PARAM_TOKEN_SIGNATURES))) {
-        struct text x = { 0 };
-        hsmtls_p11_tokens_each(add_token_line, &x);
-        /* With no buffer, OpenSSL only sets return_size: the caller asks twice. */
-        int ok = !x.failed && OSSL_PARAM_set_utf8_string(p, x.buf ? x.buf : "");
-        free(x.buf);
-        if (!ok)
+    if ((p = OSSL_PARAM_locate(params, HSMTLS_PROVIDER_PARAM_COUNTERS))) {
+        const struct hsmtls_provider_counters c = { HSMTLS_PROVIDER_COUNTERS_VERSION,
+                                                    token_signatures };
+        if (!OSSL_PARAM_set_octet_string(p, &c, sizeof c))
             return 0;
     }
     return 1;

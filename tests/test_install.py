@@ -216,6 +216,13 @@ def test_debian_layout(installed):
     ]
     missing = [rel for rel in expected if not (root / rel).is_file()]
     assert not missing, missing
+    # The PKCS#11 core: one private shared library (no development link, no headers),
+    # which the provider, engine and CLI find relative to themselves.
+    assert sorted(p.name for p in (lib / "hsmtls").iterdir()) == [
+        "libhsmtls-pkcs11.so.0", "libhsmtls-pkcs11.so.0.1.0"]
+    for rel in ("usr/bin/hsmtls", f"{MODULESDIR[1:]}/hsmtls.so", f"{ENGINESDIR[1:]}/hsmtls.so"):
+        dynamic = run(["readelf", "-d", root / rel], env=build_env()).stdout
+        assert "[libhsmtls-pkcs11.so.0]" in dynamic and "$ORIGIN/" in dynamic, (rel, dynamic)
     public = sorted(p.name for p in (ROOT / "lib/include/hsmtls").glob("*.h"))
     assert sorted(p.name for p in (root / "usr/include/hsmtls").iterdir()) == public
     # What the installed library, pkg-config users and the sandbox will look for.
@@ -304,11 +311,18 @@ def test_provider_and_engine_dirs_follow_the_prefix_or_an_explicit_setting(build
         pc = (tree / "lib/hsmtls.pc").read_text()
         provider = re.search(r"^provider=(.*)$", pc, re.M).group(1)
         engine = re.search(r"^engine=(.*)$", pc, re.M).group(1)
-        run(["make", "-C", tree / "lib", "provider_path.c.o"], env=build_env())
-        run(["make", "-C", tree / "engine", "engine.c.o"], env=build_env())
-        for obj in (tree / "lib/CMakeFiles/hsmtls_lib_provider_path.dir/provider_path.c.o",
-                    tree / "engine/CMakeFiles/hsmtls_engine.dir/engine.c.o"):
+        prefix = re.search(r"^prefix=(.*)$", pc, re.M).group(1)
+        libdir = re.search(r"^libdir=(.*)$", pc, re.M).group(1).replace("${prefix}", prefix)
+        # Both compile provider/locate.c, each for where it is installed: the absolute
+        # path and the one relative to that directory.
+        for part, target in (("lib", "hsmtls_lib_provider_locate"),
+                             ("engine", "hsmtls_engine_provider_locate")):
+            run(["make", "-C", tree / part, "__/provider/locate.c.o"], env=build_env())
+            obj = tree / part / f"CMakeFiles/{target}.dir/__/provider/locate.c.o"
             assert provider.encode() + b"\0" in obj.read_bytes(), (obj, provider)
+            home = os.path.dirname(engine) if part == "engine" else libdir
+            relative = os.path.relpath(provider, home)
+            assert relative.encode() + b"\0" in obj.read_bytes(), (obj, relative)
         return provider, engine
 
     assert configure_only("opt", "-DCMAKE_INSTALL_PREFIX=/opt/hsmtls") == (
