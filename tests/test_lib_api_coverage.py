@@ -1,12 +1,17 @@
-"""Every function declared in the public headers (lib/include/hsmtls/*.h) is called by
-at least one C test (tests/c/*.c): a new getter or setter without a test fails here,
-named."""
+"""Every function declared in the public headers of libhsmtls (lib/include/hsmtls/*.h)
+and of the PKCS#11 core (pkcs11/include/hsmtls/*.h) is called by at least one C test
+(tests/c/*.c, tests/unit/*.c): a new getter or setter without a test fails here, named.
+The core's shared library exports exactly what its headers declare."""
 import pathlib
 import re
+import subprocess
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HEADERS = ROOT / "lib" / "include" / "hsmtls"
-C_TESTS = ROOT / "tests" / "c"
+CORE_HEADERS = ROOT / "pkcs11" / "include" / "hsmtls"
+C_TESTS = [ROOT / "tests" / "c", ROOT / "tests" / "unit"]
 
 
 def strip_comments(text):
@@ -30,7 +35,7 @@ def declared_functions(header):
 
 
 def called_in_tests():
-    text = "\n".join(strip_comments(p.read_text()) for p in sorted(C_TESTS.glob("*.c")))
+    text = "\n".join(strip_comments(p.read_text()) for d in C_TESTS for p in sorted(d.glob("*.c")))
     return set(re.findall(r"\b(hsmtls_\w+)\s*\(", text))
 
 
@@ -46,12 +51,28 @@ def test_parser_finds_declarations():
     assert len(config) > 60
 
 
-def test_every_public_function_is_called_by_a_c_test():
+@pytest.mark.parametrize("headers", [HEADERS, CORE_HEADERS], ids=["libhsmtls", "core"])
+def test_every_public_function_is_called_by_a_c_test(headers):
     called = called_in_tests()
     missing = {}
-    for header in sorted(HEADERS.glob("*.h")):
+    for header in sorted(headers.glob("*.h")):
         names = [n for n in declared_functions(header) if n not in called]
         if names:
             missing[header.name] = names
-    assert not missing, "public functions no C test in tests/c/*.c calls: " + "; ".join(
+    assert not missing, "public functions no C test in tests/c or tests/unit calls: " + "; ".join(
         f"{h}: {', '.join(n)}" for h, n in missing.items())
+
+
+def test_core_exports_exactly_its_public_headers(build):
+    """The core's version script (pkcs11/libhsmtls-pkcs11.map) and the symbols the built
+    library exports both match the functions its headers declare: an internal function
+    cannot leak into the process-wide ABI, and a declared one cannot be missing."""
+    declared = {n for h in CORE_HEADERS.glob("*.h") for n in declared_functions(h)}
+    script = (ROOT / "pkcs11" / "libhsmtls-pkcs11.map").read_text()
+    listed = set(re.findall(r"^\s+(hsmtls_\w+);", script, re.M))
+    assert listed == declared, (sorted(listed - declared), sorted(declared - listed))
+    lib = build.parent / "lib" / "libhsmtls-pkcs11.so.0"
+    nm = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True,
+                        text=True, check=True).stdout
+    exported = set(re.findall(r" T (\w+)@@HSMTLS_PKCS11_0$", nm, re.M))
+    assert exported == declared, (sorted(exported - declared), sorted(declared - exported))

@@ -518,6 +518,75 @@ static void case_curves(void)
     CHECK(hsmtls_p11_curve_from_params(NULL, 0, &bits) == NULL);
 }
 
+static void count_token(const hsmtls_p11_token *t, void *arg)
+{
+    (void)t;
+    (*(size_t *)arg)++;
+}
+
+/* What the CLI and the provider read of tokens, modules and objects: each answer checked
+ * against what the sandbox made. */
+static void case_inventory(void)
+{
+    CHECK(strcmp(hsmtls_p11_rv_name(CKR_PIN_INCORRECT), "CKR_PIN_INCORRECT") == 0);
+    CHECK(strcmp(hsmtls_p11_key_type_name(CKK_EC), "CKK_EC") == 0);
+
+    hsmtls_p11_uri *uri = hsmtls_p11_uri_parse("pkcs11:token=server");
+    hsmtls_p11_module **mods = NULL;
+    size_t nmods = 0;
+    CHECK_MSG(hsmtls_p11_modules_resolve(uri, NULL, &mods, &nmods) == 0, hsmtls_p11_error_message());
+    CHECK(nmods == 1);
+    const char *env = getenv("HSMTLS_PKCS11_MODULE");
+    if (nmods == 1 && env) {
+        CHECK(strcmp(hsmtls_p11_module_path(mods[0]), env) == 0);
+        CHECK(strcmp(hsmtls_p11_module_name(mods[0]), strrchr(env, '/') + 1) == 0);
+        CHECK(hsmtls_p11_module_info(mods[0])->cryptokiVersion.major == 2);
+    }
+
+    hsmtls_p11_token **tokens = NULL;
+    size_t ntokens = 0;
+    CHECK_MSG(hsmtls_p11_tokens_list(uri, NULL, &tokens, &ntokens) == 0, hsmtls_p11_error_message());
+    CHECK(ntokens == 1);
+    if (ntokens == 1 && nmods == 1) {
+        hsmtls_p11_token *t = tokens[0];
+        CHECK(strcmp(hsmtls_p11_token_label(t), "server") == 0);
+        CHECK(memcmp(hsmtls_p11_token_info(t)->label, "server ", 7) == 0);
+        CHECK(hsmtls_p11_token_module(t) == mods[0]);
+        CHECK(hsmtls_p11_token_slot(t) != (CK_SLOT_ID)-1);
+        size_t seen = 0;
+        hsmtls_p11_tokens_each(count_token, &seen);
+        CHECK(seen >= 1);
+
+        hsmtls_p11_object *key = find("pkcs11:token=server;object=ec-p256;type=private?pin-value=1234",
+                                      CKO_PRIVATE_KEY);
+        if (key) {
+            size_t id_len = 0;
+            CHECK(strcmp(hsmtls_p11_object_label(key), "ec-p256") == 0);
+            CHECK(hsmtls_p11_object_id(key, &id_len) != NULL && id_len > 0);
+            CHECK(!hsmtls_p11_object_always_authenticate(key));
+            unsigned long before = hsmtls_p11_token_signatures(t);
+            CHECK(sign_ecdsa_and_verify(key, "ec-p256"));
+            CHECK(hsmtls_p11_token_signatures(t) == before + 1);
+        }
+        hsmtls_p11_object *cert = find("pkcs11:token=server;object=ec-p256;type=cert", CKO_CERTIFICATE);
+        size_t der_len = 0;
+        const unsigned char *der = cert ? hsmtls_p11_object_cert_der(cert, &der_len) : NULL;
+        X509 *x = der ? d2i_X509(NULL, &der, (long)der_len) : NULL;
+        CHECK(x != NULL);
+        X509_free(x);
+    }
+    char *printed = NULL;
+    size_t printed_len = 0;
+    FILE *mem = open_memstream(&printed, &printed_len);
+    hsmtls_p11_calls_print(mem);
+    fclose(mem);
+    CHECK(check_contains(printed, "C_Sign "));
+    free(printed);
+    free(tokens);
+    free(mods);
+    hsmtls_p11_uri_free(uri);
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; void (*run)(void); } cases[] = {
@@ -525,7 +594,7 @@ int main(int argc, char **argv)
         { "callback", case_callback }, { "pool", case_pool }, { "invalidate", case_invalidate },
         { "fork", case_fork }, { "added", case_added }, { "errors", case_errors },
         { "curves", case_curves }, { "remote", case_remote },
-        { "keygen", case_keygen },
+        { "keygen", case_keygen }, { "inventory", case_inventory },
     };
     if (argc != 3) {
         fprintf(stderr, "usage: test_core SANDBOX_DIR CASE\n");
