@@ -111,9 +111,21 @@ int hsmtls_p11_tokens_find(const hsmtls_p11_uri *uri, const hsmtls_p11_lookup *o
                                      (unsigned long)all[i]->slot);
         free(all);
     }
-    return hsmtls_p11_error_set(CKR_TOKEN_NOT_PRESENT, "no token matches \"%s\"; tokens present: %s",
+    /* A module another user in the process holds could not be restarted to look again. */
+    char shared[300] = "";
+    hsmtls_p11_module **mods;
+    size_t nmods;
+    if (hsmtls_p11_modules_resolve(uri, opt ? opt->module_path : NULL, &mods, &nmods) == 0) {
+        for (size_t i = 0; i < nmods && !*shared; i++)
+            if (mods[i]->shared)
+                snprintf(shared, sizeof shared, " (module %s is also initialised by another "
+                         "PKCS#11 user in this process, so it could not be restarted to look "
+                         "again)", mods[i]->name);
+        free(mods);
+    }
+    return hsmtls_p11_error_set(CKR_TOKEN_NOT_PRESENT, "no token matches \"%s\"; tokens present: %s%s",
                                 uri ? hsmtls_p11_uri_masked(uri) : "pkcs11:",
-                                used ? present : "none");
+                                used ? present : "none", shared);
 }
 
 hsmtls_p11_module *hsmtls_p11_token_module(const hsmtls_p11_token *t) { return t->module; }
