@@ -334,8 +334,7 @@ static int take(const char *value, char **out)
     return *out != NULL;
 }
 
-/* Only the entry point is visible: the module links its own copy of the PKCS#11 core,
- * which must not interpose on (or be interposed by) another copy in the process. */
+/* Only the entry point is visible; the PKCS#11 core is the process's one shared library. */
 __attribute__((visibility("default")))
 int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                        const OSSL_DISPATCH **out, void **provctx)

@@ -3,7 +3,7 @@
  * module are. The script is HSMTLS_SANDBOX_SCRIPT, else the source tree's for a binary
  * that runs from the build tree it was built in, else where `cmake --install` put it
  * (bin/hsmtls-sandbox): an installed hsmtls never uses the build or source tree, even
- * while they still exist (as lib/provider_path.c picks the provider). The paths are
+ * while they still exist (as provider/locate.c picks the provider). The paths are
  * compiled in (tools/CMakeLists.txt). */
 #include "demo.h"
 

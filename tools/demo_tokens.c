@@ -1,8 +1,8 @@
-/* Before the demo loads a token key it looks for the token the URI names, with the
- * command line's own copy of the PKCS#11 core (no login, nothing kept): a missing card
- * is then explained in plain words (which token, which ones are there, what to do)
- * instead of surfacing as a key that failed to load. The library's provider has its own
- * copy of the core; both initialise the same module, which PKCS#11 allows. */
+/* Before the demo loads a token key it looks for the token the URI names through the
+ * PKCS#11 core (no login): a missing card is then explained in plain words (which token,
+ * which ones are there, what to do) instead of surfacing as a key that failed to load.
+ * The provider that then loads the key shares this process's one core, so the module is
+ * initialised once and the token found here is the one that signs. */
 #include "demo.h"
 
 #include <stdio.h>

@@ -59,11 +59,11 @@ const char *hsmtls_p11_token_label(const hsmtls_p11_token *t);
 
 int hsmtls_p11_token_logged_in(hsmtls_p11_token *t);
 
-/* Signatures the token made for this copy of the core since the process started:
+/* Signatures the token made in this process (through any front) since it started:
  * successful C_Sign calls that returned a signature (length queries and failures do not
  * count). Counted per token, so two tokens with one label stay apart. */
 unsigned long hsmtls_p11_token_signatures(const hsmtls_p11_token *t);
-/* Calls fn for every token this copy of the core has seen in any loaded module, present
+/* Calls fn for every token the process's core has seen in any loaded module, present
  * or not, without asking the modules anything. fn runs under the core's locks: it must
  * not call back into the core. */
 void hsmtls_p11_tokens_each(void (*fn)(const hsmtls_p11_token *t, void *arg), void *arg);
