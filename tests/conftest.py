@@ -90,7 +90,7 @@ def assert_no_sanitizer_report(proc):
 
 @pytest.fixture(scope="session")
 def build():
-    missing = [p for p in ("hsmtls", "test_core", "test_uri") if not (BIN / p).exists()]
+    missing = [p for p in ("hsmtls", "test_core") if not (BIN / p).exists()]
     if not PROVIDER.exists():
         missing.append(str(PROVIDER))
     if missing:

@@ -1,5 +1,7 @@
-/* Tests of pkcs11/uri.c: parsing every RFC 7512 attribute, the errors for malformed
- * URIs (and that no PIN leaks into them), matching, formatting and percent-encoding. */
+/* Unit tests of pkcs11/uri.c through the core's public API (hsmtls/p11_uri.h), with no
+ * token, module or sandbox: parsing every RFC 7512 attribute, the errors for malformed
+ * URIs (and that no PIN leaks into them), %00 and very long input as the parser treats
+ * them today, matching, formatting, percent-encoding and the PIN-less copy. */
 #include "check.h"
 #include "hsmtls/p11_error.h"
 #include "hsmtls/p11_uri.h"
@@ -503,6 +505,189 @@ static void test_format(void)
           hsmtls_p11_error_rv() == CKR_ARGUMENTS_BAD);
 }
 
+/* %00 decodes to a NUL byte, and no URI is refused for one. Binary attributes (id) keep
+ * it. The text getters return C strings, which end at the NUL today: object=a%00b reads
+ * as "a" but matches only the label with the NUL (so no C-string label), pin-value=12%0034
+ * is the PIN "12", and a pin-source or module path ends at the NUL. */
+static void test_nul_bytes(void)
+{
+    size_t len = 0;
+    hsmtls_p11_uri *u = hsmtls_p11_uri_parse("pkcs11:id=%00%01%00");
+    const unsigned char *id = u ? hsmtls_p11_uri_object_id(u, &len) : NULL;
+    CHECK(id && len == 3 && memcmp(id, "\0\1\0", 3) == 0);
+    CHECK(u && hsmtls_p11_uri_match_object(u, CKO_DATA, NULL, (const unsigned char *)"\0\1\0", 3));
+    CHECK(u && !hsmtls_p11_uri_match_object(u, CKO_DATA, NULL, (const unsigned char *)"\0\1", 2));
+    hsmtls_p11_uri_free(u);
+
+    u = hsmtls_p11_uri_parse("pkcs11:object=a%00b");
+    CHECK(u && streq(hsmtls_p11_uri_object_label(u), "a"));
+    CHECK(u && !hsmtls_p11_uri_match_object(u, CKO_DATA, "a", NULL, 0));
+    CHECK(u && !hsmtls_p11_uri_match_object(u, CKO_DATA, "ab", NULL, 0));
+    CHECK(u && !hsmtls_p11_uri_match_object(u, CKO_DATA, "a b", NULL, 0));
+    hsmtls_p11_uri_free(u);
+
+    u = hsmtls_p11_uri_parse("pkcs11:object=%00");
+    CHECK(u && streq(hsmtls_p11_uri_object_label(u), ""));
+    hsmtls_p11_uri_free(u);
+
+    u = hsmtls_p11_uri_parse("pkcs11:?pin-value=12%0034");
+    CHECK(u && streq(hsmtls_p11_uri_pin_value(u), "12"));
+    CHECK(u && streq(hsmtls_p11_uri_masked(u), "pkcs11:?pin-value=***"));
+    hsmtls_p11_uri_free(u);
+
+    u = hsmtls_p11_uri_parse("pkcs11:?pin-source=/a%00b&module-path=/m%00x.so");
+    CHECK(u && streq(hsmtls_p11_uri_pin_source(u), "/a"));
+    CHECK(u && streq(hsmtls_p11_uri_module_path(u), "/m"));
+    hsmtls_p11_uri_free(u);
+
+    /* In a token label the NUL is kept in the 32-byte field: it matches neither "a" nor
+     * "ab", only a label with that NUL. */
+    u = hsmtls_p11_uri_parse("pkcs11:token=a%00b");
+    CK_TOKEN_INFO a = make_token("a", "m", "m", "s"), ab = make_token("ab", "m", "m", "s");
+    CK_TOKEN_INFO anb = make_token("a", "m", "m", "s");
+    anb.label[1] = '\0';
+    anb.label[2] = 'b';
+    CHECK(u && !hsmtls_p11_uri_match_token(u, &a) && !hsmtls_p11_uri_match_token(u, &ab));
+    CHECK(u && hsmtls_p11_uri_match_token(u, &anb));
+    hsmtls_p11_uri_free(u);
+
+    /* and hsmtls_p11_uri_decode reports the length, NULs and all */
+    unsigned char *dec = hsmtls_p11_uri_decode("%00", &len);
+    CHECK(dec && len == 1 && dec[0] == 0);
+    free(dec);
+}
+
+/* Malformed input beyond test_malformed's table: each is refused with CKR_ARGUMENTS_BAD
+ * and a message naming what is wrong, or accepted as shown. */
+static void test_malformed_more(void)
+{
+    static const struct { const char *uri, *what; } bad[] = {
+        { "pkcs11:Object=a", "unknown attribute \"Object\"" }, /* names are case-sensitive */
+        { "pkcs11:=a", "unknown attribute \"\"" },
+        { "pkcs11:x-=1", "unknown attribute \"x-\"" },
+        { "pkcs11:object=a?b=c", "unknown query attribute \"b\"" },
+        { "pkcs11:object=%", "bad percent-encoding in \"object\"" },
+        { "pkcs11:object=%G0", "bad percent-encoding in \"object\"" },
+        { "pkcs11:object=%%", "bad percent-encoding in \"object\"" },
+        { "pkcs11:object=a%2", "bad percent-encoding in \"object\"" },
+        { "pkcs11:?module-path=%2", "bad percent-encoding in \"module-path\"" },
+        { "pkcs11:object=a;object=a", "duplicate attribute \"object\"" }, /* even the same value */
+        { "pkcs11:id=%01;id=%01", "duplicate attribute \"id\"" },
+        { "pkcs11:type=cert;type=cert", "duplicate attribute \"type\"" },
+        { "pkcs11:?module-name=a&module-name=a", "duplicate attribute \"module-name\"" },
+        { "pkcs11:object", "attribute \"object\" has no \"=\"" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hsmtls_p11_error_clear();
+        hsmtls_p11_uri *u = hsmtls_p11_uri_parse(bad[i].uri);
+        const char *msg = hsmtls_p11_error_message();
+        int ok = u == NULL && hsmtls_p11_error_rv() == CKR_ARGUMENTS_BAD &&
+                 contains(msg, "invalid PKCS#11 URI") && contains(msg, bad[i].what);
+        CHECK(ok);
+        if (!ok)
+            fprintf(stderr, "  for %s\n  got: %s\n", bad[i].uri, msg);
+        hsmtls_p11_uri_free(u);
+    }
+    /* accepted: empty separators, a '=' inside a value */
+    static const char *const good[] = { "pkcs11:;", "pkcs11:?", "pkcs11:?&", "pkcs11:token=a?" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        hsmtls_p11_uri *u = hsmtls_p11_uri_parse(good[i]);
+        CHECK_MSG(u != NULL, good[i]);
+        hsmtls_p11_uri_free(u);
+    }
+    hsmtls_p11_uri *u = hsmtls_p11_uri_parse("pkcs11:object=a=b");
+    CHECK(u && streq(hsmtls_p11_uri_object_label(u), "a=b"));
+    hsmtls_p11_uri_free(u);
+    /* NULL is not a URI */
+    hsmtls_p11_error_clear();
+    CHECK(hsmtls_p11_uri_parse(NULL) == NULL && hsmtls_p11_error_rv() == CKR_ARGUMENTS_BAD);
+}
+
+/* 100 000-character input: long labels and ids are kept whole; a refused one gets a
+ * message of bounded length that starts by quoting the URI and never shows a PIN. */
+static void test_long_input(void)
+{
+    enum { N = 100000 };
+    char *text = malloc(N + 64);
+    if (!text) {
+        CHECK(!"malloc");
+        return;
+    }
+    memcpy(text, "pkcs11:object=", 14);
+    memset(text + 14, 'k', N);
+    text[14 + N] = '\0';
+    hsmtls_p11_uri *u = hsmtls_p11_uri_parse(text);
+    const char *label = u ? hsmtls_p11_uri_object_label(u) : NULL;
+    CHECK(label && strlen(label) == N && label[0] == 'k' && label[N - 1] == 'k');
+    CHECK(u && streq(hsmtls_p11_uri_masked(u), text));
+    hsmtls_p11_uri_free(u);
+
+    memcpy(text, "pkcs11:id=", 10);
+    for (size_t i = 0; i < N / 3; i++)
+        memcpy(text + 10 + 3 * i, "%ab", 3);
+    text[10 + 3 * (N / 3)] = '\0';
+    u = hsmtls_p11_uri_parse(text);
+    size_t len = 0;
+    const unsigned char *id = u ? hsmtls_p11_uri_object_id(u, &len) : NULL;
+    CHECK(id && len == N / 3 && id[0] == 0xab && id[len - 1] == 0xab);
+    hsmtls_p11_uri_free(u);
+
+    /* refused: a token label over 32 bytes, an unknown attribute after a long one */
+    static const char *const heads[] = { "pkcs11:token=", "pkcs11:object=k;bogus=" };
+    for (size_t h = 0; h < 2; h++) {
+        size_t hl = strlen(heads[h]);
+        memcpy(text, heads[h], hl);
+        memset(text + hl, 'x', N);
+        text[hl + N] = '\0';
+        hsmtls_p11_error_clear();
+        u = hsmtls_p11_uri_parse(text);
+        const char *msg = hsmtls_p11_error_message();
+        char quoted[64];
+        snprintf(quoted, sizeof quoted, "invalid PKCS#11 URI \"%sxxxx", heads[h]);
+        CHECK(u == NULL && hsmtls_p11_error_rv() == CKR_ARGUMENTS_BAD);
+        CHECK_MSG(strncmp(msg, quoted, strlen(quoted)) == 0, msg);
+        CHECK(strlen(msg) < 2048);
+        hsmtls_p11_uri_free(u);
+    }
+
+    /* a long PIN in a refused URI: masked, so the message is short and says why */
+    memcpy(text, "pkcs11:object=k?pin-value=", 26);
+    memset(text + 26, 'p', N);
+    memcpy(text + 26 + N, "&foo=1", 7);
+    hsmtls_p11_error_clear();
+    u = hsmtls_p11_uri_parse(text);
+    const char *msg = hsmtls_p11_error_message();
+    CHECK(u == NULL && streq(msg, "invalid PKCS#11 URI \"pkcs11:object=k?pin-value=***&foo=1\": "
+                                  "unknown query attribute \"foo\""));
+    if (u)
+        hsmtls_p11_uri_free(u);
+    free(text);
+}
+
+/* hsmtls_p11_uri_without_pin: the URI as written, minus pin-value. */
+static void test_without_pin(void)
+{
+    static const struct { const char *uri, *want; } cases[] = {
+        { "pkcs11:token=t;object=k?pin-value=" PIN "&module-name=m", "pkcs11:token=t;object=k?module-name=m" },
+        { "pkcs11:token=t?module-name=m&pin-value=" PIN, "pkcs11:token=t?module-name=m" },
+        { "pkcs11:token=t?pin-value=" PIN, "pkcs11:token=t" },
+        { "pkcs11:token=t?pin-source=/etc/pin", "pkcs11:token=t?pin-source=/etc/pin" },
+        { "pkcs11:object=my%20key;id=%01", "pkcs11:object=my%20key;id=%01" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hsmtls_p11_uri *u = hsmtls_p11_uri_parse(cases[i].uri);
+        char *s = u ? hsmtls_p11_uri_without_pin(u) : NULL;
+        CHECK(streq(s, cases[i].want) && !contains(s, PIN));
+        if (!streq(s, cases[i].want))
+            fprintf(stderr, "  for %s\n  got %s\n", cases[i].uri, s ? s : "(null)");
+        hsmtls_p11_uri *again = s ? hsmtls_p11_uri_parse(s) : NULL;
+        CHECK(again && hsmtls_p11_uri_pin_value(again) == NULL);
+        hsmtls_p11_uri_free(again);
+        free(s);
+        hsmtls_p11_uri_free(u);
+    }
+}
+
 int main(void)
 {
     test_path_attributes();
@@ -515,5 +700,9 @@ int main(void)
     test_match_token_slot_module();
     test_match_object();
     test_format();
+    test_nul_bytes();
+    test_malformed_more();
+    test_long_input();
+    test_without_pin();
     return check_finish();
 }
