@@ -45,7 +45,7 @@ hsmtls_cert *hsmtls__cert_wrap(X509 *x)
     hsmtls_cert *c = calloc(1, sizeof *c);
     if (!c || !X509_up_ref(x)) {
         free(c);
-        hsmtls__fail(NULL, "out of memory");
+        hsmtls__err_set(NULL, "out of memory");
         return NULL;
     }
     atomic_init(&c->refs, 1);
@@ -63,7 +63,7 @@ hsmtls_cert *hsmtls__cert_wrap(X509 *x)
     c->not_after = asn1_time(X509_get0_notAfter(x));
     if (!c->subject || !c->issuer || !c->serial) {
         hsmtls_cert_free(c);
-        hsmtls__fail(NULL, "out of memory");
+        hsmtls__err_set(NULL, "out of memory");
         return NULL;
     }
     return c;
@@ -83,7 +83,7 @@ static hsmtls_cert *first_of(STACK_OF(X509) *certs)
 hsmtls_cert *hsmtls_cert_load(const char *ref)
 {
     if (!ref) {
-        hsmtls__fail(NULL, "hsmtls_cert_load: no reference");
+        hsmtls__err_set(NULL, "hsmtls_cert_load: no reference");
         return NULL;
     }
     return first_of(hsmtls__load_certs(ref, NULL, 0, NULL, NULL, NULL));
@@ -92,7 +92,7 @@ hsmtls_cert *hsmtls_cert_load(const char *ref)
 hsmtls_cert *hsmtls_cert_load_mem(const void *data, size_t len)
 {
     if (!data || !len) {
-        hsmtls__fail(NULL, "hsmtls_cert_load_mem: no data");
+        hsmtls__err_set(NULL, "hsmtls_cert_load_mem: no data");
         return NULL;
     }
     return first_of(hsmtls__load_certs(NULL, data, len, NULL, NULL, NULL));
@@ -138,7 +138,7 @@ int hsmtls_cert_sha256(const hsmtls_cert *cert, unsigned char out[32])
 {
     unsigned int n = 0;
     if (!X509_digest(cert->x509, EVP_sha256(), out, &n) || n != 32)
-        return hsmtls__fail_ssl(NULL, "SHA-256 of a certificate failed");
+        return hsmtls__err_ssl(NULL, "SHA-256 of a certificate failed");
     return HSMTLS_OK;
 }
 
@@ -159,7 +159,7 @@ int hsmtls_cert_pem(const hsmtls_cert *cert, char *buf, size_t size)
     BIO *b = BIO_new(BIO_s_mem());
     if (!b || !PEM_write_bio_X509(b, cert->x509)) {
         BIO_free(b);
-        return hsmtls__fail_ssl(NULL, "cannot write a certificate as PEM");
+        return hsmtls__err_ssl(NULL, "cannot write a certificate as PEM");
     }
     return hsmtls__bio_take_string(b, buf, size);
 }
@@ -168,7 +168,7 @@ int hsmtls_cert_der(const hsmtls_cert *cert, unsigned char *buf, size_t size)
 {
     int n = i2d_X509(cert->x509, NULL);
     if (n <= 0)
-        return hsmtls__fail_ssl(NULL, "cannot write a certificate as DER");
+        return hsmtls__err_ssl(NULL, "cannot write a certificate as DER");
     if (buf && (size_t)n <= size) {
         unsigned char *p = buf;
         i2d_X509(cert->x509, &p);

@@ -1,5 +1,6 @@
-/* The session cache of a config (OpenSSL's SSL_CTX_sess_* family): which side keeps
- * sessions, how many, flushing, and the counters. The cache lives in the SSL_CTX the
+/* The session group: resumption. Tickets, the session lifetime, and the session cache
+ * (OpenSSL's SSL_CTX_sess_* family): which side keeps sessions, how many, flushing, and
+ * the counters. The cache lives in the SSL_CTX the
  * config builds at its first connection and shares with the next ones (DTLS has a
  * second one, hung on the first); a setter that changes the config starts a new
  * context, and with it an empty cache. */
@@ -8,38 +9,50 @@
 #include <limits.h>
 #include <time.h>
 
-int hsmtls_config_set_session_cache_mode(hsmtls_config *cfg, int mode)
+int hsmtls_config_set_session_tickets(hsmtls_config *cfg, int on)
 {
-    if (mode < HSMTLS_SESS_CACHE_OFF || mode > HSMTLS_SESS_CACHE_BOTH)
-        return hsmtls__fail(cfg->err, "session cache mode %d: must be HSMTLS_SESS_CACHE_OFF, _CLIENT, _SERVER "
-                            "or _BOTH", mode);
-    cfg->sess_cache_mode = mode;
+    cfg->sess.tickets = !!on;
     hsmtls__config_changed(cfg);
     return HSMTLS_OK;
 }
 
-int hsmtls_config_session_cache_mode(const hsmtls_config *cfg) { return cfg->sess_cache_mode; }
+int hsmtls_config_session_tickets(const hsmtls_config *cfg) { return cfg->sess.tickets; }
+
+int hsmtls_config_set_session_timeout(hsmtls_config *cfg, long seconds)
+{
+    if (seconds < 0)
+        return hsmtls__err_set(&cfg->err, "session timeout %ld: must be 0 (default) or more", seconds);
+    cfg->sess.timeout = seconds;
+    hsmtls__config_changed(cfg);
+    return HSMTLS_OK;
+}
+
+long hsmtls_config_session_timeout(const hsmtls_config *cfg) { return cfg->sess.timeout; }
+
+int hsmtls_config_set_session_cache_mode(hsmtls_config *cfg, int mode)
+{
+    if (mode < HSMTLS_SESS_CACHE_OFF || mode > HSMTLS_SESS_CACHE_BOTH)
+        return hsmtls__err_set(&cfg->err, "session cache mode %d: must be HSMTLS_SESS_CACHE_OFF, _CLIENT, _SERVER "
+                            "or _BOTH", mode);
+    cfg->sess.cache_mode = mode;
+    hsmtls__config_changed(cfg);
+    return HSMTLS_OK;
+}
+
+int hsmtls_config_session_cache_mode(const hsmtls_config *cfg) { return cfg->sess.cache_mode; }
 
 int hsmtls_config_set_session_cache_size(hsmtls_config *cfg, long size)
 {
     if (size < 0)
-        return hsmtls__fail(cfg->err, "session cache size %ld: must be 0 (no limit) or more", size);
-    cfg->sess_cache_size = size;
+        return hsmtls__err_set(&cfg->err, "session cache size %ld: must be 0 (no limit) or more", size);
+    cfg->sess.cache_size = size;
     hsmtls__config_changed(cfg);
     return HSMTLS_OK;
 }
 
 long hsmtls_config_session_cache_size(const hsmtls_config *cfg)
 {
-    return cfg->sess_cache_size >= 0 ? cfg->sess_cache_size : SSL_SESSION_CACHE_MAX_SIZE_DEFAULT;
-}
-
-void hsmtls__config_apply_session_cache(const hsmtls_config *cfg, SSL_CTX *ctx)
-{
-    /* the values are OpenSSL's SSL_SESS_CACHE_* */
-    SSL_CTX_set_session_cache_mode(ctx, cfg->sess_cache_mode);
-    if (cfg->sess_cache_size >= 0)
-        SSL_CTX_sess_set_cache_size(ctx, cfg->sess_cache_size);
+    return cfg->sess.cache_size >= 0 ? cfg->sess.cache_size : SSL_SESSION_CACHE_MAX_SIZE_DEFAULT;
 }
 
 /* The contexts the config's connections share now (new references): the TLS one and,
@@ -77,7 +90,7 @@ int hsmtls_config_flush_sessions(hsmtls_config *cfg, int all)
 int hsmtls_config_session_stats(hsmtls_config *cfg, hsmtls_session_stats *out)
 {
     if (!out)
-        return hsmtls__fail(cfg->err, "hsmtls_config_session_stats: nowhere to write");
+        return hsmtls__err_set(&cfg->err, "hsmtls_config_session_stats: nowhere to write");
     *out = (hsmtls_session_stats){ 0 };
     SSL_CTX *ctxs[2];
     int n = current(cfg, ctxs);
@@ -98,3 +111,50 @@ int hsmtls_config_session_stats(hsmtls_config *cfg, hsmtls_session_stats *out)
     }
     return HSMTLS_OK;
 }
+
+/* ---- the group ---- */
+
+static int init(hsmtls_config *cfg)
+{
+    cfg->sess = (struct hsmtls_cfg_session){ .cache_mode = HSMTLS_SESS_CACHE_SERVER, .cache_size = -1, .tickets = 1 };
+    return 0;
+}
+
+static int copy(hsmtls_config *dst, const hsmtls_config *src)
+{
+    dst->sess = src->sess; /* no pointers */
+    return 0;
+}
+
+static void release(hsmtls_config *cfg) { (void)cfg; }
+
+static int equal(const hsmtls_config *a, const hsmtls_config *b)
+{
+    const struct hsmtls_cfg_session *x = &a->sess, *y = &b->sess;
+    return x->cache_mode == y->cache_mode && x->cache_size == y->cache_size && x->tickets == y->tickets &&
+           x->timeout == y->timeout;
+}
+
+static int apply(const hsmtls_config *cfg, SSL_CTX *ctx, struct hsmtls_err *e)
+{
+    (void)e;
+    const struct hsmtls_cfg_session *s = &cfg->sess;
+    /* needed for resumption once client certificates are asked for */
+    if (cfg->role == HSMTLS_SERVER)
+        SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"hsmtls", 6);
+    if (s->timeout > 0)
+        SSL_CTX_set_timeout(ctx, s->timeout);
+    /* the values are OpenSSL's SSL_SESS_CACHE_* */
+    SSL_CTX_set_session_cache_mode(ctx, s->cache_mode);
+    if (s->cache_size >= 0)
+        SSL_CTX_sess_set_cache_size(ctx, s->cache_size);
+    if (!s->tickets) {
+        /* num_tickets 0 as well: OpenSSL would otherwise send TLS 1.3 stateful tickets,
+         * a NewSessionTicket the application asked not to send (config.h says so) */
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+    }
+    return HSMTLS_OK;
+}
+
+const struct hsmtls_cfg_group hsmtls__cfg_session = { "session", init, copy, release, equal, apply };

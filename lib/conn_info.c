@@ -1,6 +1,6 @@
-/* What a connection knows after its handshake, and the verify callback that records
- * each verification error (with its certificate) as it happens: OpenSSL keeps only the
- * last one, Qt and Python applications want the list. */
+/* What a connection knows after its handshake: version, cipher, ALPN, names, chains,
+ * key exchange, and the CA names a server sent. Verification errors are
+ * conn_verify.c's. */
 #include "lib_internal.h"
 
 #include <stdarg.h>
@@ -11,92 +11,6 @@
 #include <openssl/ec.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
-
-static void record(hsmtls_conn *conn, long code, int depth, X509 *cert)
-{
-    for (int i = 0; i < conn->n_verrs; i++)
-        if (conn->verrs[i].code == code && conn->verrs[i].depth == depth)
-            return;
-    struct verify_error *v = realloc(conn->verrs, (size_t)(conn->n_verrs + 1) * sizeof *v);
-    if (!v)
-        return;
-    conn->verrs = v;
-    char *subj = cert ? hsmtls__name_line(X509_get_subject_name(cert)) : NULL;
-    char msg[768];
-    snprintf(msg, sizeof msg, "depth %d (%s): %s", depth, subj ? subj : "?",
-             X509_verify_cert_error_string(code));
-    free(subj);
-    v[conn->n_verrs].code = code;
-    v[conn->n_verrs].depth = depth;
-    v[conn->n_verrs].cert = cert ? hsmtls__cert_wrap(cert) : NULL;
-    if ((v[conn->n_verrs].message = strdup(msg)))
-        conn->n_verrs++;
-    else
-        hsmtls_cert_free(v[conn->n_verrs].cert);
-}
-
-static int ignored(const hsmtls_conn *conn, long code)
-{
-    for (int i = 0; i < conn->n_ignored; i++)
-        if (conn->ignored[i] == code)
-            return 1;
-    return 0;
-}
-
-int hsmtls__verify_cb(int ok, X509_STORE_CTX *store)
-{
-    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
-    hsmtls_conn *conn = ssl ? SSL_get_ex_data(ssl, hsmtls__conn_index()) : NULL;
-    if (!conn)
-        return ok;
-    if (ok)
-        return 1;
-    long code = X509_STORE_CTX_get_error(store);
-    record(conn, code, X509_STORE_CTX_get_error_depth(store), X509_STORE_CTX_get_current_cert(store));
-    /* Only VERIFY stops the handshake, and not on an error the application accepts;
-     * the other modes go on with the errors recorded. When the handshake pauses on
-     * errors, verification goes on to list them all and the chain callback decides. */
-    if (conn->effective_verify != HSMTLS_VERIFY_PEER || conn->interrupt_on_verify || ignored(conn, code))
-        return 1;
-    return 0;
-}
-
-static int all_ignored(const hsmtls_conn *conn)
-{
-    for (int i = 0; i < conn->n_verrs; i++)
-        if (!ignored(conn, conn->verrs[i].code))
-            return 0;
-    return 1;
-}
-
-int hsmtls__verify_chain_cb(X509_STORE_CTX *store, void *arg)
-{
-    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
-    hsmtls_conn *conn = ssl ? SSL_get_ex_data(ssl, hsmtls__conn_index()) : NULL;
-    int ok = X509_verify_cert(store);
-    if (!conn || !conn->interrupt_on_verify)
-        return ok;
-    if (all_ignored(conn)) {
-        /* nothing left that the application did not accept */
-        conn->verify_paused = 0;
-        if (conn->n_verrs)
-            X509_STORE_CTX_set_error(store, X509_V_OK);
-        return ok >= 0 ? 1 : ok;
-    }
-    if (conn->verify_paused) {
-        /* resumed without accepting every error: fail as VERIFY mode would */
-        conn->verify_paused = 0;
-        X509_STORE_CTX_set_error(store, conn->verrs[0].code);
-        for (int i = 0; i < conn->n_verrs; i++)
-            if (!ignored(conn, conn->verrs[i].code)) {
-                X509_STORE_CTX_set_error(store, conn->verrs[i].code);
-                break;
-            }
-        return 0;
-    }
-    conn->verify_paused = 1;
-    return SSL_set_retry_verify(ssl);
-}
 
 void hsmtls__conn_clear_info(hsmtls_conn *conn)
 {
@@ -184,27 +98,6 @@ const char *hsmtls_conn_peer_subject(const hsmtls_conn *cconn)
 }
 
 int hsmtls_conn_session_reused(const hsmtls_conn *conn) { return SSL_session_reused(conn->ssl); }
-
-long hsmtls_conn_verify_result(const hsmtls_conn *conn) { return SSL_get_verify_result(conn->ssl); }
-
-int hsmtls_conn_peer_verified(const hsmtls_conn *conn)
-{
-    return SSL_get0_peer_certificate(conn->ssl) && SSL_get_verify_result(conn->ssl) == X509_V_OK &&
-           conn->n_verrs == 0;
-}
-
-int hsmtls_conn_verify_error_count(const hsmtls_conn *conn) { return conn->n_verrs; }
-
-const char *hsmtls_conn_verify_error(const hsmtls_conn *conn, int i, long *code, int *depth)
-{
-    if (i < 0 || i >= conn->n_verrs)
-        return NULL;
-    if (code)
-        *code = conn->verrs[i].code;
-    if (depth)
-        *depth = conn->verrs[i].depth;
-    return conn->verrs[i].message;
-}
 
 /* Appends to a fixed buffer, truncating instead of overrunning. */
 static void add(char *buf, size_t size, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -310,11 +203,6 @@ const char *hsmtls_conn_ephemeral_key(const hsmtls_conn *cconn)
     return conn->ephemeral;
 }
 
-const hsmtls_cert *hsmtls_conn_verify_error_cert(const hsmtls_conn *conn, int i)
-{
-    return i >= 0 && i < conn->n_verrs ? conn->verrs[i].cert : NULL;
-}
-
 /* Wraps a chain once, after the handshake (it does not change after that). */
 static struct cert_list *chain(const hsmtls_conn *cconn, int verified)
 {
@@ -382,4 +270,43 @@ int hsmtls_conn_ephemeral_key_bits(const hsmtls_conn *conn)
     int bits = EVP_PKEY_get_bits(k);
     EVP_PKEY_free(k);
     return bits > 0 ? bits : 0;
+}
+
+/* ---- the CA names a server sent to the client ---- */
+
+static void make_peer_ca(hsmtls_conn *conn)
+{
+    if (conn->peer_ca_made || conn->role != HSMTLS_CLIENT)
+        return;
+    const STACK_OF(X509_NAME) *sk = SSL_get0_peer_CA_list(conn->ssl);
+    if (!sk)
+        sk = SSL_get_client_CA_list(conn->ssl);
+    int n = sk ? sk_X509_NAME_num(sk) : 0;
+    if (n > 0 && !(conn->peer_ca_names = calloc((size_t)n, sizeof *conn->peer_ca_names)))
+        return;
+    for (int i = 0; i < n; i++) {
+        char *s = hsmtls__name_line(sk_X509_NAME_value(sk, i));
+        if (s)
+            conn->peer_ca_names[conn->n_peer_ca_names++] = s;
+    }
+    conn->peer_ca_made = SSL_is_init_finished(conn->ssl) || n > 0;
+}
+
+int hsmtls_conn_peer_ca_count(const hsmtls_conn *conn)
+{
+    make_peer_ca((hsmtls_conn *)conn);
+    return conn->n_peer_ca_names;
+}
+
+const char *hsmtls_conn_peer_ca_name(const hsmtls_conn *conn, int i)
+{
+    make_peer_ca((hsmtls_conn *)conn);
+    return i >= 0 && i < conn->n_peer_ca_names ? conn->peer_ca_names[i] : NULL;
+}
+
+void hsmtls__conn_free_peer_ca(hsmtls_conn *conn)
+{
+    for (int i = 0; i < conn->n_peer_ca_names; i++)
+        free(conn->peer_ca_names[i]);
+    free(conn->peer_ca_names);
 }

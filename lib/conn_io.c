@@ -83,15 +83,15 @@ static void make_method(void)
 int hsmtls_conn_set_io(hsmtls_conn *conn, hsmtls_read_cb read_cb, hsmtls_write_cb write_cb, void *arg)
 {
     if (conn->mode != MODE_NONE)
-        return hsmtls__fail(conn->err, "the connection already has its I/O");
+        return hsmtls__err_set(&conn->err, "the connection already has its I/O");
     if (!read_cb || !write_cb)
-        return hsmtls__fail(conn->err, "hsmtls_conn_set_io: both callbacks are needed");
+        return hsmtls__err_set(&conn->err, "hsmtls_conn_set_io: both callbacks are needed");
     pthread_once(&method_once, make_method);
     struct io *io = malloc(sizeof *io);
     BIO *b = method && io ? BIO_new(method) : NULL;
     if (!b) {
         free(io);
-        return hsmtls__fail_ssl(conn->err, "out of memory");
+        return hsmtls__err_ssl(&conn->err, "out of memory");
     }
     *io = (struct io){ read_cb, write_cb, arg };
     BIO_set_data(b, io);

@@ -8,14 +8,14 @@
 int hsmtls_session_save(const hsmtls_session *sess, void *buf, size_t size)
 {
     if (!sess)
-        return hsmtls__fail(NULL, "hsmtls_session_save: no session");
+        return hsmtls__err_set(NULL, "hsmtls_session_save: no session");
     int n = i2d_SSL_SESSION((SSL_SESSION *)sess, NULL);
     if (n <= 0)
-        return hsmtls__fail_ssl(NULL, "hsmtls_session_save: cannot encode the session");
+        return hsmtls__err_ssl(NULL, "hsmtls_session_save: cannot encode the session");
     if (!buf)
         return n;
     if (size < (size_t)n)
-        return hsmtls__fail(NULL, "hsmtls_session_save: %d bytes needed, %zu given", n, size);
+        return hsmtls__err_set(NULL, "hsmtls_session_save: %d bytes needed, %zu given", n, size);
     unsigned char *p = buf;
     return i2d_SSL_SESSION((SSL_SESSION *)sess, &p);
 }
@@ -25,14 +25,14 @@ hsmtls_session *hsmtls_session_load(const void *data, size_t len)
     if (!hsmtls__libctx(NULL))
         return NULL;
     if (!data || len == 0 || len > LONG_MAX) {
-        hsmtls__fail(NULL, "hsmtls_session_load: no bytes");
+        hsmtls__err_set(NULL, "hsmtls_session_load: no bytes");
         return NULL;
     }
     ERR_clear_error();
     const unsigned char *p = data;
     SSL_SESSION *s = d2i_SSL_SESSION(NULL, &p, (long)len); /* 3.0 has no _ex; ciphers are found by id */
     if (!s) {
-        hsmtls__fail_ssl(NULL, "hsmtls_session_load: not a TLS session");
+        hsmtls__err_ssl(NULL, "hsmtls_session_load: not a TLS session");
         return NULL;
     }
     return (hsmtls_session *)s;

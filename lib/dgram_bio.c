@@ -30,6 +30,7 @@ struct dbio {
     int muted;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    struct timeval *ossl_deadline;  /* OpenSSL's own retransmission deadline (dtls_timer.c) */
 };
 
 static BIO_METHOD *method;
@@ -104,6 +105,11 @@ static long d_ctrl(BIO *b, int cmd, long num, void *ptr)
     case BIO_CTRL_DGRAM_GET_FALLBACK_MTU:
         return 1400;
     case BIO_CTRL_DGRAM_SET_NEXT_TIMEOUT:
+        /* OpenSSL before 3.2 hands over its DTLS state's own deadline, which lives as
+         * long as the SSL and with it this BIO */
+        if (d && ptr)
+            d->ossl_deadline = ptr;
+        return 0;
     case BIO_CTRL_DGRAM_SET_MTU:
     case BIO_CTRL_DGRAM_MTU_EXCEEDED:
         return 0;
@@ -238,4 +244,15 @@ void hsmtls__dgram_bio_mute(BIO *b)
     struct dbio *d = BIO_get_data(b);
     d->muted = 1;
     clear_out(d);
+}
+
+int hsmtls__dgram_bio_expire_timer(BIO *b)
+{
+    struct dbio *d = BIO_get_data(b);
+    if (!d || !d->ossl_deadline || (d->ossl_deadline->tv_sec == 0 && d->ossl_deadline->tv_usec == 0))
+        return 0;
+    /* long past, and not zero (which would mean "no timer") */
+    d->ossl_deadline->tv_sec = 0;
+    d->ossl_deadline->tv_usec = 1;
+    return 1;
 }

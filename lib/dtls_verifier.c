@@ -21,7 +21,7 @@
 
 struct hsmtls_dtls_verifier {
     struct hsmtls_cookie_params params;
-    char err[HSMTLS_ERRLEN];
+    struct hsmtls_err err;
 };
 
 static struct hsmtls_cookie_params default_params;
@@ -82,12 +82,12 @@ hsmtls_dtls_verifier *hsmtls_dtls_verifier_new(void)
 {
     const struct hsmtls_cookie_params *d = hsmtls__cookie_default();
     if (!d) {
-        hsmtls__fail(NULL, "hsmtls_dtls_verifier_new: no random secret");
+        hsmtls__err_set(NULL, "hsmtls_dtls_verifier_new: no random secret");
         return NULL;
     }
     hsmtls_dtls_verifier *v = calloc(1, sizeof *v);
     if (!v) {
-        hsmtls__fail(NULL, "out of memory");
+        hsmtls__err_set(NULL, "out of memory");
         return NULL;
     }
     v->params = *d;
@@ -98,29 +98,30 @@ void hsmtls_dtls_verifier_free(hsmtls_dtls_verifier *v)
 {
     if (!v)
         return;
+    hsmtls__err_free(&v->err);
     OPENSSL_cleanse(v, sizeof *v);
     free(v);
 }
 
-const char *hsmtls_dtls_verifier_error(const hsmtls_dtls_verifier *v) { return v ? v->err : hsmtls_error_message(); }
+const char *hsmtls_dtls_verifier_error(const hsmtls_dtls_verifier *v) { return v ? hsmtls__err_message(&v->err) : hsmtls_error_message(); }
 const char *hsmtls_dtls_verifier_digest(const hsmtls_dtls_verifier *v) { return v->params.digest; }
 
 int hsmtls_dtls_verifier_set_secret(hsmtls_dtls_verifier *v, const char *digest, const void *secret, size_t len)
 {
     if (!digest || !*digest || strlen(digest) >= sizeof v->params.digest)
-        return hsmtls__fail(v->err, "cookie secret: a digest name is needed");
+        return hsmtls__err_set(&v->err, "cookie secret: a digest name is needed");
     if (!secret || len == 0 || len > sizeof v->params.secret)
-        return hsmtls__fail(v->err, "cookie secret: 1 to %zu bytes", sizeof v->params.secret);
-    OSSL_LIB_CTX *lc = hsmtls__libctx(v->err);
+        return hsmtls__err_set(&v->err, "cookie secret: 1 to %zu bytes", sizeof v->params.secret);
+    OSSL_LIB_CTX *lc = hsmtls__libctx(&v->err);
     if (!lc)
         return HSMTLS_ERROR;
     EVP_MD *md = EVP_MD_fetch(lc, digest, NULL);
     if (!md)
-        return hsmtls__fail_ssl(v->err, "cookie secret: unknown digest \"%s\"", digest);
+        return hsmtls__err_ssl(&v->err, "cookie secret: unknown digest \"%s\"", hsmtls__short(digest).s);
     int size = EVP_MD_get_size(md);
     EVP_MD_free(md);
     if (size < 16)
-        return hsmtls__fail(v->err, "cookie secret: digest \"%s\" is too short for cookies", digest);
+        return hsmtls__err_set(&v->err, "cookie secret: digest \"%s\" is too short for cookies", digest);
     snprintf(v->params.digest, sizeof v->params.digest, "%s", digest);
     memcpy(v->params.secret, secret, len);
     v->params.secret_len = len;
@@ -144,7 +145,7 @@ int hsmtls_dtls_verifier_check(hsmtls_dtls_verifier *v, const void *datagram, si
                                size_t *reply_len)
 {
     if (!v || !reply_len || (!datagram && len) || !peer || !reply)
-        return v ? hsmtls__fail(v->err, "hsmtls_dtls_verifier_check: bad arguments") : HSMTLS_ERROR;
+        return v ? hsmtls__err_set(&v->err, "hsmtls_dtls_verifier_check: bad arguments") : HSMTLS_ERROR;
     *reply_len = 0;
     const unsigned char *p = datagram;
     /* record: type 22 (handshake), a DTLS version, epoch 0, one whole record */
@@ -173,7 +174,7 @@ int hsmtls_dtls_verifier_check(hsmtls_dtls_verifier *v, const void *datagram, si
     unsigned char want[HSMTLS_COOKIE_MAX];
     size_t wlen = hsmtls__cookie(&v->params, peer, peerlen, want);
     if (wlen == 0)
-        return hsmtls__fail(v->err, "cannot compute a cookie for this peer address");
+        return hsmtls__err_set(&v->err, "cannot compute a cookie for this peer address");
     if (clen == wlen && CRYPTO_memcmp(b, want, wlen) == 0)
         return 1;
     /* HelloVerifyRequest */

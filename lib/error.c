@@ -1,16 +1,41 @@
-/* Error messages: what failed, then OpenSSL's reasons drained from its error queue, so
- * the caller sees "key /x.pem: no such file" rather than an error number. */
+/* Error records and messages: what failed, then OpenSSL's reasons drained from its error
+ * queue, so the caller sees "key /x.pem: no such file" rather than an error number.
+ *
+ * Messages live on the heap, sized to fit, in each object's struct hsmtls_err and in
+ * the thread's last message: nothing is cut at a fixed length. Long input quoted in a
+ * message (a URI, a path, OpenSSL's data about them) is shortened instead, so the
+ * reason that follows it stays readable. */
 #include "lib_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
 
-static _Thread_local char last_message[HSMTLS_ERRLEN];
+/* ---- the thread's last message ---- */
 
-const char *hsmtls_error_message(void) { return last_message; }
+static _Thread_local struct hsmtls_err last;
+static pthread_key_t last_key;
+static int last_key_ok;
+static pthread_once_t last_once = PTHREAD_ONCE_INIT;
+
+/* A thread's message is freed when the thread ends; the key only carries the destructor. */
+static void free_last(void *p) { hsmtls__err_free(p); }
+
+static void make_last_key(void) { last_key_ok = pthread_key_create(&last_key, free_last) == 0; }
+
+static void register_last(void)
+{
+    if (last.msg)
+        return;
+    pthread_once(&last_once, make_last_key);
+    if (last_key_ok)
+        pthread_setspecific(last_key, &last);
+}
+
+const char *hsmtls_error_message(void) { return last.msg ? last.msg : ""; }
 
 const char *hsmtls_status_name(int status)
 {
@@ -26,74 +51,234 @@ const char *hsmtls_status_name(int status)
     return status > 0 ? "byte count" : "unknown status";
 }
 
-void hsmtls__set_error(char *dst, const char *msg)
+/* ---- growing strings ---- */
+
+struct sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+};
+
+static void sb_vadd(struct sbuf *b, const char *fmt, va_list ap)
 {
-    char buf[HSMTLS_ERRLEN];
-    snprintf(buf, sizeof buf, "%s", msg); /* msg may point into dst or last_message */
-    if (dst)
-        memcpy(dst, buf, sizeof buf);
-    memcpy(last_message, buf, sizeof buf);
+    if (b->oom)
+        return;
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0)
+        return;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = (b->len + (size_t)n + 1) * 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    b->len += (size_t)n;
 }
+
+static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vadd(b, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- shortening quoted input ---- */
+
+struct hsmtls_short hsmtls__short(const char *text)
+{
+    struct hsmtls_short out;
+    if (!text) {
+        snprintf(out.s, sizeof out.s, "(null)");
+        return out;
+    }
+    size_t len = strlen(text);
+    if (len <= HSMTLS_QUOTE_MAX) {
+        memcpy(out.s, text, len + 1);
+        return out;
+    }
+    /* cut on a character boundary, so a UTF-8 path stays valid text */
+    size_t keep = HSMTLS_QUOTE_MAX;
+    while (keep > 0 && ((unsigned char)text[keep] & 0xC0) == 0x80)
+        keep--;
+    snprintf(out.s, sizeof out.s, "%.*s...(%zu bytes)", (int)keep, text, len);
+    return out;
+}
+
+/* ---- OpenSSL's reasons ---- */
 
 /* Appends the reasons in OpenSSL's queue, oldest first, skipping repeats: the first one
  * is usually the cause ("bad decrypt"), the later ones where it surfaced. */
-static void append_openssl(char *buf, size_t size)
+static void add_openssl(struct sbuf *b, const char *sep)
 {
-    size_t used = strlen(buf);
-    const char *sep = ": ";
-    char prev[512] = "";
+    char *prev = NULL;
     unsigned long e;
     const char *data;
     int flags;
     while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        struct sbuf one = { 0 };
         const char *reason = ERR_reason_error_string(e);
-        char one[512];
         if (reason)
-            snprintf(one, sizeof one, "%s", reason);
+            sb_add(&one, "%s", reason);
         else
-            snprintf(one, sizeof one, "%s error %lu", ERR_lib_error_string(e) ? ERR_lib_error_string(e) : "OpenSSL",
-                     (unsigned long)ERR_GET_REASON(e));
-        if ((flags & ERR_TXT_STRING) && data && *data && strlen(one) + strlen(data) + 4 < sizeof one) {
-            strcat(one, " (");
-            strcat(one, data);
-            strcat(one, ")");
+            sb_add(&one, "%s error %lu", ERR_lib_error_string(e) ? ERR_lib_error_string(e) : "OpenSSL",
+                   (unsigned long)ERR_GET_REASON(e));
+        /* the data often quotes the input (a URI, a path): shortened like ours */
+        if ((flags & ERR_TXT_STRING) && data && *data)
+            sb_add(&one, " (%s)", hsmtls__short(data).s);
+        if (one.s && (!prev || strcmp(one.s, prev) != 0)) {
+            sb_add(b, "%s%s", sep, one.s);
+            sep = "; ";
+            free(prev);
+            prev = one.s;
+        } else {
+            free(one.s);
         }
-        if (strcmp(one, prev) == 0 || used + strlen(sep) + strlen(one) + 1 >= size)
-            continue;
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, one);
-        snprintf(prev, sizeof prev, "%s", one);
-        sep = "; ";
     }
+    free(prev);
 }
 
-int hsmtls__fail_ssl(char *dst, const char *fmt, ...)
+char *hsmtls__ssl_reasons(void)
 {
-    char buf[HSMTLS_ERRLEN];
+    struct sbuf b = { 0 };
+    add_openssl(&b, ": ");
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s ? b.s : calloc(1, 1);
+}
+
+/* ---- records ---- */
+
+/* Puts text (len bytes) into e, reusing its buffer when it fits so that a message read
+ * earlier stays a valid string. */
+static void store(struct hsmtls_err *e, const char *text, size_t len)
+{
+    if (len + 1 > e->cap) {
+        char *s = malloc(len + 1);
+        if (!s) {
+            /* keep the old buffer: a stale message beats none */
+            if (e->cap)
+                snprintf(e->msg, e->cap, "out of memory");
+            return;
+        }
+        free(e->msg);
+        e->msg = s;
+        e->cap = len + 1;
+    }
+    memmove(e->msg, text, len);
+    e->msg[len] = '\0';
+}
+
+static int finish(struct hsmtls_err *e, int status, struct sbuf *b)
+{
+    const char *text = b->oom || !b->s ? "out of memory" : b->s;
+    size_t len = strlen(text);
+    if (e) {
+        store(e, text, len);
+        e->code = status;
+    }
+    register_last();
+    store(&last, text, len);
+    last.code = status;
+    free(b->s);
+    return status;
+}
+
+int hsmtls__err_set(struct hsmtls_err *e, const char *fmt, ...)
+{
+    struct sbuf b = { 0 };
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    append_openssl(buf, sizeof buf);
-    hsmtls__set_error(dst, buf);
-    return HSMTLS_ERROR;
-}
-
-void hsmtls__openssl_reasons(char *buf, size_t size)
-{
-    buf[0] = '\0';
-    append_openssl(buf, size);
-}
-
-int hsmtls__fail(char *dst, const char *fmt, ...)
-{
-    char buf[HSMTLS_ERRLEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    sb_vadd(&b, fmt, ap);
     va_end(ap);
     ERR_clear_error();
-    hsmtls__set_error(dst, buf);
-    return HSMTLS_ERROR;
+    return finish(e, HSMTLS_ERROR, &b);
+}
+
+int hsmtls__err_status(struct hsmtls_err *e, int status, const char *fmt, ...)
+{
+    struct sbuf b = { 0 };
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vadd(&b, fmt, ap);
+    va_end(ap);
+    ERR_clear_error();
+    return finish(e, status, &b);
+}
+
+int hsmtls__err_ssl(struct hsmtls_err *e, const char *fmt, ...)
+{
+    struct sbuf b = { 0 };
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vadd(&b, fmt, ap);
+    va_end(ap);
+    add_openssl(&b, ": ");
+    return finish(e, HSMTLS_ERROR, &b);
+}
+
+int hsmtls__err_append(struct hsmtls_err *e, const char *fmt, ...)
+{
+    struct sbuf b = { 0 };
+    sb_add(&b, "%s", e && e->msg ? e->msg : hsmtls_error_message());
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vadd(&b, fmt, ap);
+    va_end(ap);
+    return finish(e, e ? e->code : last.code, &b);
+}
+
+const char *hsmtls__err_message(const struct hsmtls_err *e) { return e->msg ? e->msg : ""; }
+
+void hsmtls__err_clear(struct hsmtls_err *e)
+{
+    e->code = 0;
+    if (e->msg)
+        e->msg[0] = '\0';
+}
+
+void hsmtls__err_free(struct hsmtls_err *e)
+{
+    free(e->msg);
+    *e = (struct hsmtls_err){ 0 };
+}
+
+/* ---- the one SSL_get_error mapping ---- */
+
+int hsmtls__status_of(int ssl_error, unsigned long queued, int sys_errno)
+{
+    switch (ssl_error) {
+    case SSL_ERROR_NONE:
+        return HSMTLS_OK;
+    case SSL_ERROR_WANT_READ:
+        return HSMTLS_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return HSMTLS_WANT_WRITE;
+    case SSL_ERROR_WANT_RETRY_VERIFY:
+        return HSMTLS_WANT_VERIFY;
+    case SSL_ERROR_SYSCALL:
+        /* nothing queued and no errno: the transport ended without close_notify */
+        return queued == 0 && sys_errno == 0 ? HSMTLS_CLOSED : HSMTLS_ERROR;
+    case SSL_ERROR_SSL:
+        /* OpenSSL 3 reports a bare TCP close as this error, not as SYSCALL */
+        return ERR_GET_REASON(queued) == SSL_R_UNEXPECTED_EOF_WHILE_READING ? HSMTLS_CLOSED : HSMTLS_ERROR;
+    default:
+        /* ZERO_RETURN (the callers that expect it check first), and what the library
+         * never asks for: X509 lookups, connect/accept BIOs, async jobs, client hello
+         * callbacks */
+        return HSMTLS_ERROR;
+    }
 }
 
 char *hsmtls__strdup(const char *s)

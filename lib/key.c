@@ -21,7 +21,7 @@ static hsmtls_key *wrap(EVP_PKEY *pkey, const char *ref)
     hsmtls_key *k = pkey ? calloc(1, sizeof *k) : NULL;
     if (!k) {
         if (pkey)
-            hsmtls__fail(NULL, "out of memory");
+            hsmtls__err_set(NULL, "out of memory");
         EVP_PKEY_free(pkey);
         return NULL;
     }
@@ -35,7 +35,7 @@ static hsmtls_key *wrap(EVP_PKEY *pkey, const char *ref)
 hsmtls_key *hsmtls_key_load(const char *ref, hsmtls_pin_cb cb, void *arg)
 {
     if (!ref) {
-        hsmtls__fail(NULL, "hsmtls_key_load: no reference");
+        hsmtls__err_set(NULL, "hsmtls_key_load: no reference");
         return NULL;
     }
     struct hsmtls_pin pin = { .cb = cb, .arg = arg };
@@ -45,7 +45,7 @@ hsmtls_key *hsmtls_key_load(const char *ref, hsmtls_pin_cb cb, void *arg)
 hsmtls_key *hsmtls_key_load_mem(const void *data, size_t len, hsmtls_pin_cb cb, void *arg)
 {
     if (!data || !len) {
-        hsmtls__fail(NULL, "hsmtls_key_load_mem: no data");
+        hsmtls__err_set(NULL, "hsmtls_key_load_mem: no data");
         return NULL;
     }
     struct hsmtls_pin pin = { .cb = cb, .arg = arg };
@@ -92,7 +92,7 @@ int hsmtls_key_public_pem(const hsmtls_key *key, char *buf, size_t size)
     BIO *b = BIO_new(BIO_s_mem());
     if (!b || !PEM_write_bio_PUBKEY(b, key->pkey)) {
         BIO_free(b);
-        return hsmtls__fail_ssl(NULL, "cannot write the public key as PEM");
+        return hsmtls__err_ssl(NULL, "cannot write the public key as PEM");
     }
     return hsmtls__bio_take_string(b, buf, size);
 }

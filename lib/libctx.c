@@ -19,7 +19,7 @@ static OSSL_LIB_CTX *libctx;
 static OSSL_PROVIDER *default_prov, *hsmtls_prov;
 static char loaded_from[4096];
 
-OSSL_LIB_CTX *hsmtls__libctx(char *err)
+OSSL_LIB_CTX *hsmtls__libctx(struct hsmtls_err *err)
 {
     pthread_mutex_lock(&lock);
     if (!libctx) {
@@ -28,7 +28,7 @@ OSSL_LIB_CTX *hsmtls__libctx(char *err)
         if (!def) {
             OSSL_LIB_CTX_free(ctx);
             pthread_mutex_unlock(&lock);
-            hsmtls__fail_ssl(err, "cannot make the library context with OpenSSL's default provider");
+            hsmtls__err_ssl(err, "cannot make the library context with OpenSSL's default provider");
             return NULL;
         }
         default_prov = def;
@@ -50,7 +50,7 @@ static int is_dir(const char *p)
     return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int hsmtls__load_provider(const char *path, char *err)
+int hsmtls__load_provider(const char *path, struct hsmtls_err *err)
 {
     if (!hsmtls__libctx(err))
         return HSMTLS_ERROR;
@@ -68,13 +68,13 @@ int hsmtls__load_provider(const char *path, char *err)
     if (hsmtls_prov) {
         /* One provider per process context; a second path is an application mistake. */
         if (strcmp(file, loaded_from) != 0)
-            rc = hsmtls__fail(err, "the hsmtls provider is already loaded from %s, not %s",
-                              loaded_from, file);
+            rc = hsmtls__err_set(err, "the hsmtls provider is already loaded from %s, not %s",
+                              hsmtls__short(loaded_from).s, hsmtls__short(file).s);
     } else if (!is_file(file)) {
-        rc = hsmtls__fail(err, "the hsmtls provider is not available (no module at %s; "
-                          "set HSMTLS_PROVIDER or hsmtls_config_set_provider_path)", file);
+        rc = hsmtls__err_set(err, "the hsmtls provider is not available (no module at %s; "
+                          "set HSMTLS_PROVIDER or hsmtls_config_set_provider_path)", hsmtls__short(file).s);
     } else if (!(hsmtls_prov = OSSL_PROVIDER_load(libctx, file))) {
-        rc = hsmtls__fail_ssl(err, "the hsmtls provider is not available (loading %s failed)", file);
+        rc = hsmtls__err_ssl(err, "the hsmtls provider is not available (loading %s failed)", hsmtls__short(file).s);
     } else {
         snprintf(loaded_from, sizeof loaded_from, "%s", file);
     }

@@ -143,7 +143,7 @@ static int pem_cb(char *buf, int size, int rwflag, void *u)
                  a->token);
     else
         snprintf(prompt, sizeof prompt, "%s%s for %s: ", a->retry || a->calls ? "(rejected) " : "",
-                 a->is_token ? "PIN" : "passphrase", a->ref);
+                 a->is_token ? "PIN" : "passphrase", hsmtls__short(a->ref).s);
     hsmtls_pin_request req = {
         .ref = a->ref, .is_token = a->is_token, .token = a->token, .retry = a->retry || a->calls > 0,
         .prompt = prompt,
@@ -163,14 +163,14 @@ enum what { WANT_CERTS, WANT_KEY };
 
 /* One open of the reference; fills certs or *key. Returns 1 when it found something. */
 static int load_once(const char *ref, const void *mem, size_t len, enum what what,
-                     struct ask *a, STACK_OF(X509) *certs, EVP_PKEY **key, char *err)
+                     struct ask *a, STACK_OF(X509) *certs, EVP_PKEY **key, struct hsmtls_err *err)
 {
     OSSL_LIB_CTX *ctx = hsmtls__libctx(err);
     if (!ctx)
         return -1;
     UI_METHOD *ui = UI_UTIL_wrap_read_pem_callback(pem_cb, 0);
     if (!ui)
-        return hsmtls__fail_ssl(err, "out of memory");
+        return hsmtls__err_ssl(err, "out of memory");
     OSSL_STORE_CTX *store;
     if (mem) {
         BIO *bio = BIO_new_mem_buf(mem, (int)len);
@@ -211,23 +211,23 @@ static int load_once(const char *ref, const void *mem, size_t len, enum what wha
 }
 
 static void *load(const char *ref, const void *mem, size_t len, enum what what,
-                  const struct hsmtls_pin *pin, const char *provider_path, char *err)
+                  const struct hsmtls_pin *pin, const char *provider_path, struct hsmtls_err *err)
 {
     const char *kind = what == WANT_KEY ? "key" : "certificate";
     int token = hsmtls__is_token_ref(ref);
     if (mem && len > INT_MAX) {
-        hsmtls__fail(err, "%s in memory: %zu bytes is too large", kind, len);
+        hsmtls__err_set(err, "%s in memory: %zu bytes is too large", kind, len);
         return NULL;
     }
     char *shown = mem ? strdup("(memory)") : hsmtls__redact(ref);
     if (!shown) {
-        hsmtls__fail(err, "out of memory");
+        hsmtls__err_set(err, "out of memory");
         return NULL;
     }
     if (token && hsmtls__load_provider(provider_path, err) != HSMTLS_OK) {
-        char why[HSMTLS_ERRLEN];
-        snprintf(why, sizeof why, "%s", err ? err : hsmtls_error_message());
-        hsmtls__fail(err, "%s %s: %s", kind, shown, why);
+        char *why = strdup(err ? hsmtls__err_message(err) : hsmtls_error_message());
+        hsmtls__err_set(err, "%s %s: %s", kind, hsmtls__short(shown).s, why ? why : "out of memory");
+        free(why);
         free(shown);
         return NULL;
     }
@@ -235,11 +235,12 @@ static void *load(const char *ref, const void *mem, size_t len, enum what what,
      * of schemes it tried. */
     const char *path = !mem && !token ? (strncasecmp(ref, "file:", 5) == 0 ? ref + 5 : ref) : NULL;
     if (path && strncmp(path, "//", 2) != 0 && access(path, R_OK) != 0) {
-        hsmtls__fail(err, "%s %s: %s", kind, shown, strerror(errno));
+        hsmtls__err_set(err, "%s %s: %s", kind, hsmtls__short(shown).s, strerror(errno));
         free(shown);
         return NULL;
     }
     char label[256];
+    struct hsmtls_short q = hsmtls__short(shown); /* as messages quote it */
     struct ask a = { .pin = pin, .ref = shown, .is_token = token,
                      .token = token ? token_label(ref, label, sizeof label) : NULL };
     STACK_OF(X509) *certs = what == WANT_CERTS ? sk_X509_new_null() : NULL;
@@ -263,35 +264,36 @@ static void *load(const char *ref, const void *mem, size_t len, enum what what,
     }
     if (found == 0) {
         if (a.no_callback)
-            hsmtls__fail_ssl(err, "%s %s: it needs a %s and no PIN/passphrase callback is set",
-                             kind, shown, token ? "PIN" : "passphrase");
+            hsmtls__err_ssl(err, "%s %s: it needs a %s and no PIN/passphrase callback is set",
+                             kind, q.s, token ? "PIN" : "passphrase");
         else if (a.gave_up && pin && !pin->cb)
-            hsmtls__fail_ssl(err, "%s %s: cannot read a %s from the pin-source file %s", kind,
-                             shown, token ? "PIN" : "passphrase", pin->source);
+            hsmtls__err_ssl(err, "%s %s: cannot read a %s from the pin-source file %s", kind,
+                             q.s, token ? "PIN" : "passphrase", hsmtls__short(pin->source).s);
         else if (token && !a.source_rejected && a.calls && pin && !pin->cb) {
             /* The token asks once either way; its reason tells a rejected PIN from a
              * key that is not there, which a wrong-PIN message would hide. */
-            char why[HSMTLS_ERRLEN - 512];
-            hsmtls__openssl_reasons(why, sizeof why);
+            char *reasons = hsmtls__ssl_reasons();
+            const char *why = reasons ? reasons : "";
             if (strstr(why, "CKR_PIN_LOCKED"))
-                hsmtls__fail(err, "%s %s: the token's PIN is locked (too many wrong PINs); "
-                             "unlock it with the SO PIN%s", kind, shown, why);
+                hsmtls__err_set(err, "%s %s: the token's PIN is locked (too many wrong PINs); "
+                             "unlock it with the SO PIN%s", kind, q.s, why);
             else if (strstr(why, "CKR_PIN_"))
-                hsmtls__fail(err, "%s %s: wrong PIN in the pin-source file %s%s", kind, shown,
-                             pin->source, why);
+                hsmtls__err_set(err, "%s %s: wrong PIN in the pin-source file %s%s", kind, q.s,
+                             hsmtls__short(pin->source).s, why);
             else
-                hsmtls__fail(err, "%s %s: not loaded from the token (PIN from the pin-source file %s)%s",
-                             kind, shown, pin->source, why);
+                hsmtls__err_set(err, "%s %s: not loaded from the token (PIN from the pin-source file %s)%s",
+                             kind, q.s, hsmtls__short(pin->source).s, why);
+            free(reasons);
         } else if (a.source_rejected || (a.calls && pin && !pin->cb))
-            hsmtls__fail_ssl(err, "%s %s: wrong %s in the pin-source file %s", kind, shown,
-                             token ? "PIN" : "passphrase", pin->source);
+            hsmtls__err_ssl(err, "%s %s: wrong %s in the pin-source file %s", kind, q.s,
+                             token ? "PIN" : "passphrase", hsmtls__short(pin->source).s);
         else if (a.gave_up)
-            hsmtls__fail_ssl(err, "%s %s: no %s given", kind, shown, token ? "PIN" : "passphrase");
+            hsmtls__err_ssl(err, "%s %s: no %s given", kind, q.s, token ? "PIN" : "passphrase");
         else if (a.calls)
-            hsmtls__fail_ssl(err, "%s %s: wrong %s or unreadable %s", kind, shown,
+            hsmtls__err_ssl(err, "%s %s: wrong %s or unreadable %s", kind, q.s,
                              token ? "PIN" : "passphrase", kind);
         else
-            hsmtls__fail_ssl(err, "%s %s: no %s found there", kind, shown, kind);
+            hsmtls__err_ssl(err, "%s %s: no %s found there", kind, q.s, kind);
     }
     sk_X509_pop_free(certs, X509_free);
     EVP_PKEY_free(key);
@@ -301,13 +303,13 @@ static void *load(const char *ref, const void *mem, size_t len, enum what what,
 
 STACK_OF(X509) *hsmtls__load_certs(const char *ref, const void *mem, size_t len,
                                    const struct hsmtls_pin *pin, const char *provider_path,
-                                   char *err)
+                                   struct hsmtls_err *err)
 {
     return load(ref, mem, len, WANT_CERTS, pin, provider_path, err);
 }
 
 EVP_PKEY *hsmtls__load_key(const char *ref, const void *mem, size_t len,
-                           const struct hsmtls_pin *pin, const char *provider_path, char *err)
+                           const struct hsmtls_pin *pin, const char *provider_path, struct hsmtls_err *err)
 {
     return load(ref, mem, len, WANT_KEY, pin, provider_path, err);
 }

@@ -7,6 +7,7 @@
  * usage: test_dtls SANDBOX_DIR [SERVER_KEY_REF]  (default: the soft ec-p256 key) */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,28 +93,54 @@ static void test_full(void)
     hsmtls_config_free(ccfg);
 }
 
+/* The test's clock: the timers move only when the test says so. */
+static uint64_t fake_ms;
+static uint64_t fake_clock(void *arg)
+{
+    return *(uint64_t *)arg;
+}
+
 static void test_mtu_and_timeouts(void)
 {
     hsmtls_config *scfg = dtls_server_config(), *ccfg = dtls_client_config(1);
     hsmtls_dtls_verifier *v = hsmtls_dtls_verifier_new();
     struct sockaddr_in caddr = dtls_addr("127.0.0.1", 40001);
+    fake_ms = 5000;
+    CHECK(hsmtls_config_set_dtls_clock(ccfg, fake_clock, &fake_ms) == 0);
     hsmtls_dtls *cl = hsmtls_dtls_new(ccfg);
+    CHECK(hsmtls_config_set_dtls_clock(ccfg, NULL, NULL) == 0); /* the next ones: the system clock */
     CHECK(hsmtls_dtls_set_peer_address(cl, "127.0.0.1", 4433, "localhost") == 0);
     CHECK(hsmtls_dtls_set_mtu_hint(cl, 300) == 0);
     CHECK(hsmtls_dtls_set_retransmit_timeout(cl, 20) == 0);
     int cst = 0, sst = 0;
     hsmtls_dtls *sv = dtls_cookie_exchange(v, scfg, cl, &caddr, &sst);
     hsmtls_dtls_free(sv);
-    /* the server's association is gone: the client's timer runs and retransmits */
-    long t = hsmtls_dtls_timeout_ms(cl);
-    CHECK(t >= 0 && t <= 20);
-    struct timespec ts = { 0, 30 * 1000000L };
-    nanosleep(&ts, NULL);
+    /* the server's association is gone: the client's timer runs and retransmits, on
+     * the test's clock: 20 ms, then 40, 80 ... */
+    CHECK(hsmtls_dtls_timeout_ms(cl) == 20);
+    fake_ms += 19;
+    CHECK(hsmtls_dtls_timeout_ms(cl) == 1);
+    CHECK(hsmtls_dtls_handle_timeout(cl) == 0); /* not due: nothing resent */
+    CHECK(hsmtls_dtls_outgoing(cl) == 0);
+    fake_ms += 1;
     CHECK(hsmtls_dtls_timeout_ms(cl) == 0);
     CHECK(hsmtls_dtls_outgoing(cl) == 0);
     CHECK(hsmtls_dtls_handle_timeout(cl) == 1);
     CHECK(hsmtls_dtls_outgoing(cl) == 1);
-    CHECK(hsmtls_dtls_timeout_ms(cl) > 20); /* doubled */
+    CHECK(hsmtls_dtls_timeout_ms(cl) == 40); /* doubled */
+    fake_ms += 40;
+    CHECK(hsmtls_dtls_handle_timeout(cl) == 1);
+    CHECK(hsmtls_dtls_outgoing(cl) == 2);
+    CHECK(hsmtls_dtls_timeout_ms(cl) == 80);
+    hsmtls_dtls_free(cl);
+
+    /* the system clock, as before: a 20 ms timer that has not run out */
+    cl = hsmtls_dtls_new(ccfg);
+    CHECK(hsmtls_dtls_set_peer_address(cl, "127.0.0.1", 4433, "localhost") == 0);
+    CHECK(hsmtls_dtls_set_retransmit_timeout(cl, 20) == 0);
+    CHECK(hsmtls_dtls_handshake(cl, NULL, 0) == HSMTLS_WANT_READ);
+    long t = hsmtls_dtls_timeout_ms(cl);
+    CHECK(t >= 0 && t <= 20);
     hsmtls_dtls_free(cl);
 
     /* a handshake in which no datagram is larger than the MTU hint, either way */

@@ -17,6 +17,7 @@
 #define HSMTLS_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hsmtls/cert.h"
 #include "hsmtls/error.h"
@@ -326,6 +327,15 @@ char *hsmtls_config_supported_groups(const hsmtls_config *cfg);
  * any state (hsmtls/dtls_verifier.h). On by default; no effect on clients. */
 int hsmtls_config_set_dtls_cookie_verification(hsmtls_config *cfg, int on);
 int hsmtls_config_dtls_cookie_verification(const hsmtls_config *cfg);
+
+/* A monotonic clock in milliseconds (any origin; it must never go back), for DTLS
+ * associations made from the config from now on: their retransmission timers
+ * (hsmtls_dtls_timeout_ms, hsmtls_dtls_handle_timeout) run on it instead of the system
+ * clock. Meant for tests, which advance a clock of their own instead of sleeping, and
+ * for event loops that keep their own time. NULL: the system clock (the default).
+ * HSMTLS_ERROR when the OpenSSL in use cannot be driven this way (3.2 and later). */
+typedef uint64_t (*hsmtls_clock_cb)(void *arg);
+int hsmtls_config_set_dtls_clock(hsmtls_config *cfg, hsmtls_clock_cb clock, void *arg);
 
 #ifdef __cplusplus
 }
