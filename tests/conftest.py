@@ -1,5 +1,6 @@
 """Shared fixtures: the build under test and one SoftHSM2 sandbox per test session
 (per xdist worker), made by softhsm/sandbox exactly as users make theirs."""
+import json
 import os
 import pathlib
 import signal
@@ -86,6 +87,50 @@ def assert_no_sanitizer_report(proc):
     out = proc.stdout + proc.stderr
     assert "ERROR: AddressSanitizer" not in out and "ERROR: LeakSanitizer" not in out, out
     assert "runtime error:" not in out, out
+
+
+NOT_BUILT = "(not built)"
+
+
+def c_cases(program, optional=False):
+    """The cases of the C test program tests/c/PROGRAM.c, as `BIN/PROGRAM --list` prints
+    them (the program's own table is the one list): pytest params with the case name as
+    id, marked c_case(PROGRAM, CASE) so that test_c_cases.py can tell that every case
+    runs. Called at collection: a missing build fails the collection, saying so. An
+    optional program (built only when an optional peer's files are there) that is missing
+    gives one case, NOT_BUILT, for the test to skip or fail with its reason."""
+    path = BIN / program
+    if not path.exists() and optional:
+        return [pytest.param(NOT_BUILT, id="not-built")]
+    if not path.exists():
+        pytest.fail(f"{path} is missing, so its cases cannot be collected: build {BUILD} first "
+                    "(see README), or set HSMTLS_BUILD_DIR to a build", pytrace=False)
+    proc = subprocess.run([str(path), "--list"], capture_output=True, text=True, env=base_env(),
+                          timeout=60)
+    names = proc.stdout.split()
+    if proc.returncode != 0 or not names:
+        pytest.fail(f"`{path} --list` exited {proc.returncode} and listed no cases:\n"
+                    f"{proc.stdout}{proc.stderr}", pytrace=False)
+    return [pytest.param(name, id=name, marks=pytest.mark.c_case(program, name)) for name in names]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "c_case(program, case): runs that case of a C test program "
+                                       "(from conftest.c_cases)")
+
+
+def pytest_collection_finish(session):
+    """With HSMTLS_C_CASES_OUT set, writes the C cases the collected tests run there
+    ({program: [case, ...]}) for test_c_cases.py."""
+    out = os.environ.get("HSMTLS_C_CASES_OUT")
+    if not out:
+        return
+    runs = {}
+    for item in session.items:
+        for mark in item.iter_markers("c_case"):
+            program, case = mark.args
+            runs.setdefault(program, set()).add(case)
+    pathlib.Path(out).write_text(json.dumps({p: sorted(c) for p, c in runs.items()}))
 
 
 @pytest.fixture(scope="session")

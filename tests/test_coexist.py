@@ -11,14 +11,15 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, assert_no_sanitizer_report
+from conftest import BIN, assert_no_sanitizer_report, c_cases
 from test_demo import demo_alone, sections
 
 LIBP11_ENGINE = pathlib.Path("/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so")
 SPY = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so"
 
-# Per order: the hsmtls handshakes that must complete and the other library's
-# signatures that must verify, as the programs print them.
+# The orders are the programs' cases (PROGRAM --list). Per order: the hsmtls handshakes
+# that must complete and the other library's signatures that must verify, as the
+# programs print them (an order without an entry here fails, saying so).
 GNUTLS_ORDERS = {"gnutls-first": (3, 1), "hsmtls-first": (3, 1), "interleaved": (5, 2)}
 LIBP11_ORDERS = {"engine-first": (2, 2), "hsmtls-first": (2, 2), "finish-middle": (3, 1),
                  "engine-first-finish-middle": (3, 1)}
@@ -45,6 +46,16 @@ def libp11_program():
     return BIN / "test_coexist_libp11"
 
 
+def expected(table, order):
+    assert order in table, f"order {order!r}: say in tests/test_coexist.py what it must print"
+    return table[order]
+
+
+def libp11_orders(finalize):
+    """test_coexist_libp11's cases: those where libp11 finalises the module, or the others."""
+    return [p for p in c_cases("test_coexist_libp11") if (p.values[0] in LIBP11_FINALIZE_ORDERS) == finalize]
+
+
 def run_case(sandbox, program, *args, env=None):
     """One case in a process of its own: the programs load every part they use
     themselves, so no openssl.cnf loads the provider a second way."""
@@ -62,34 +73,34 @@ def handshakes(out, outcome="ok"):
 
 
 @pytest.mark.parametrize("mode", ["manual", "auto"])
-@pytest.mark.parametrize("order", list(GNUTLS_ORDERS))
+@pytest.mark.parametrize("order", c_cases("test_coexist_gnutls", optional=True))
 def test_gnutls_and_hsmtls_in_one_process(sandbox, order, mode):
     """manual: gnutls_pkcs11_add_provider(the sandbox's module); auto: p11-kit's registry,
     where Debian registers the same SoftHSM2 library. p11-kit finalises the module at
     gnutls_pkcs11_deinit() when its own C_Initialize was the first: hsmtls must still
     sign afterwards, with the configs it kept and with new ones."""
     proc = run_case(sandbox, gnutls_program(), order, mode)
-    want_handshakes, want_signatures = GNUTLS_ORDERS[order]
+    want_handshakes, want_signatures = expected(GNUTLS_ORDERS, order)
     assert "FAILED" not in proc.stdout, proc.stdout
     assert handshakes(proc.stdout) == want_handshakes, proc.stdout
     assert proc.stdout.count("GnuTLS signature on token client verified") == want_signatures, proc.stdout
     assert "gnutls_pkcs11_deinit and gnutls_global_deinit done" in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("order", list(LIBP11_ORDERS))
+@pytest.mark.parametrize("order", libp11_orders(finalize=False))
 def test_libp11_engine_and_hsmtls_in_one_process(sandbox, order):
     """libp11's engine signs with the client key by EVP_DigestSign (a legacy EC_KEY whose
     method signs on the token); ENGINE_finish and ENGINE_free before exit, or between
     hsmtls handshakes."""
     proc = run_case(sandbox, libp11_program(), order)
-    want_handshakes, want_signatures = LIBP11_ORDERS[order]
+    want_handshakes, want_signatures = expected(LIBP11_ORDERS, order)
     assert "FAILED" not in proc.stdout, proc.stdout
     assert handshakes(proc.stdout) == want_handshakes, proc.stdout
     assert proc.stdout.count("libp11 signature on token client verified") == want_signatures, proc.stdout
     assert "ENGINE_finish and ENGINE_free done" in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("order", list(LIBP11_FINALIZE_ORDERS))
+@pytest.mark.parametrize("order", libp11_orders(finalize=True))
 def test_libp11_finalizing_the_module_under_hsmtls(sandbox, order, tmp_path):
     """libp11 calls C_Finalize at ENGINE_finish when it holds no private key (a public key
     read only), whoever initialised the module: hsmtls still holds sessions and keys. The

@@ -16,7 +16,7 @@ import time
 import pytest
 
 import peers
-from conftest import BIN, assert_no_sanitizer_report
+from conftest import BIN, assert_no_sanitizer_report, c_cases
 
 SOURCES = ["file", "token"]
 
@@ -71,17 +71,14 @@ def ca(box):
     return str(box.dir / "ca.pem")
 
 
-def test_lib_dtls_api(sandbox):
-    proc = sandbox.run(BIN / "test_dtls", sandbox.dir, timeout=120)
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("case", c_cases("test_dtls"))
+def test_lib_dtls_api(sandbox, case, source):
+    """tests/c/test_dtls.c's cases, with the server key in a file and on the token."""
+    proc = sandbox.run(BIN / "test_dtls", sandbox.dir, case, key_ref(sandbox, "ec-p256", source), timeout=120)
     assert_no_sanitizer_report(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " 0 failed" in proc.stdout
-
-
-def test_lib_dtls_api_token_key(sandbox):
-    proc = sandbox.run(BIN / "test_dtls", sandbox.dir, key_ref(sandbox, "ec-p256", "token"), timeout=120)
-    assert_no_sanitizer_report(proc)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("source", SOURCES)

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 import peers
-from conftest import BIN
+from conftest import BIN, c_cases
 from test_lib_cli import SOURCES, cert, connect, hsmtls_serve, key_ref
 
 VERSIONS = {"1.2": "--tls1_2", "1.3": "--tls1_3"}
@@ -268,7 +268,7 @@ def test_connect_crl_openssl_server(sandbox, crl, label, revoked):
         assert proc.returncode == 0 and proc.stdout == "olleh\n", proc.stderr
 
 
-@pytest.mark.parametrize("case", ["session", "equal", "lists", "crl", "clientca", "pha", "reneg"])
+@pytest.mark.parametrize("case", c_cases("test_lib_more"))
 def test_lib_more(sandbox, crl, case):
     proc = sandbox.run(BIN / "test_lib_more", sandbox.dir, case, crl, timeout=120)
     out = proc.stdout + proc.stderr

@@ -41,3 +41,34 @@ int check_contains(const char *haystack, const char *needle)
 {
     return haystack && strstr(haystack, needle) != NULL;
 }
+
+int check_list(int argc, char **argv, const check_case *cases, size_t n)
+{
+    if (argc != 2 || strcmp(argv[1], "--list") != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        printf("%s\n", cases[i].name);
+    return 1;
+}
+
+const check_case *check_find(const char *program, const char *name, const check_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, cases[i].name) == 0)
+            return &cases[i];
+    fprintf(stderr, "%s: no case \"%s\"; the cases are:", program, name);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %s", cases[i].name);
+    fprintf(stderr, "\n");
+    return NULL;
+}
+
+int check_run(const check_case *c)
+{
+    c->run();
+    if (check_passed + check_failed == 0) {
+        fprintf(stderr, "FAIL case \"%s\" made no check\n", c->name);
+        check_failed++;
+    }
+    return check_finish();
+}

@@ -3,6 +3,8 @@
 #ifndef HSMTLS_TEST_CHECK_H
 #define HSMTLS_TEST_CHECK_H
 
+#include <stddef.h>
+
 extern int check_passed, check_failed;
 void check_report(int ok, const char *file, int line, const char *expr, const char *detail);
 int check_finish(void);
@@ -13,6 +15,22 @@ void check_set_dir(const char *dir);
 const char *check_path(const char *relative);
 /* strstr that takes NULL for "no". */
 int check_contains(const char *haystack, const char *needle);
+
+/* A program's cases: a table of {name, function}. `PROGRAM --list` prints the names,
+ * one a line (pytest parametrizes over them, tests/conftest.py c_cases), and a name not
+ * in the table fails loudly. */
+typedef struct check_case {
+    const char *name;
+    void (*run)(void);
+} check_case;
+#define CHECK_NCASES(table) (sizeof(table) / sizeof((table)[0]))
+/* 1 when argv is `PROGRAM --list` (the names are printed), else 0. */
+int check_list(int argc, char **argv, const check_case *cases, size_t n);
+/* The case called `name`; NULL when there is none, after saying so on stderr with the
+ * names there are. */
+const check_case *check_find(const char *program, const char *name, const check_case *cases, size_t n);
+/* Runs the case; its exit status: check_finish()'s, or 1 when it made no check at all. */
+int check_run(const check_case *c);
 
 #define CHECK(expr) check_report(!!(expr), __FILE__, __LINE__, #expr, NULL)
 #define CHECK_MSG(expr, detail) check_report(!!(expr), __FILE__, __LINE__, #expr, (detail))

@@ -141,47 +141,61 @@ static void gnutls_stop(const char *step)
     fflush(stdout);
 }
 
+/* The configs the orders make, freed once the order has run. */
+static hsmtls_config *s, *c;
+
+static void order_gnutls_first(void)
+{
+    gnutls_start("1");
+    gnutls_sign("1", 0);
+    coexist_configs(&s, &c);
+    coexist_handshake("2", s, c);
+    gnutls_stop("3");
+    coexist_hsmtls_round("4 after GnuTLS's deinit", s, c);
+}
+
+static void order_hsmtls_first(void)
+{
+    coexist_configs(&s, &c);
+    coexist_handshake("1", s, c);
+    gnutls_start("2");
+    gnutls_sign("2", 0);
+    gnutls_stop("3");
+    coexist_hsmtls_round("4 after GnuTLS's deinit", s, c);
+}
+
+static void order_interleaved(void)
+{
+    gnutls_start("1");
+    coexist_configs(&s, &c);
+    coexist_handshake("2", s, c);
+    gnutls_sign("3", 0);
+    coexist_handshake("4", s, c);
+    gnutls_sign("5 after an hsmtls handshake", 1);
+    coexist_handshake("6", s, c);
+    gnutls_stop("7");
+    coexist_hsmtls_round("8 after GnuTLS's deinit", s, c);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 4 || (strcmp(argv[3], "manual") != 0 && strcmp(argv[3], "auto") != 0)) {
-        fprintf(stderr, "usage: test_coexist_gnutls SANDBOX_DIR gnutls-first|hsmtls-first|interleaved manual|auto\n");
+    static const check_case orders[] = {
+        { "gnutls-first", order_gnutls_first },
+        { "hsmtls-first", order_hsmtls_first },
+        { "interleaved", order_interleaved },
+    };
+    if (check_list(argc, argv, orders, CHECK_NCASES(orders)))
+        return 0;
+    const check_case *order = argc >= 3 ? check_find(argv[0], argv[2], orders, CHECK_NCASES(orders)) : NULL;
+    if (!order || argc != 4 || (strcmp(argv[3], "manual") != 0 && strcmp(argv[3], "auto") != 0)) {
+        fprintf(stderr, "usage: test_coexist_gnutls SANDBOX_DIR ORDER manual|auto | test_coexist_gnutls --list\n");
         return 2;
     }
     check_set_dir(argv[1]);
-    const char *order = argv[2];
     manual = strcmp(argv[3], "manual") == 0;
-    hsmtls_config *s = NULL, *c = NULL;
-
-    if (strcmp(order, "gnutls-first") == 0) {
-        gnutls_start("1");
-        gnutls_sign("1", 0);
-        coexist_configs(&s, &c);
-        coexist_handshake("2", s, c);
-        gnutls_stop("3");
-        coexist_hsmtls_round("4 after GnuTLS's deinit", s, c);
-    } else if (strcmp(order, "hsmtls-first") == 0) {
-        coexist_configs(&s, &c);
-        coexist_handshake("1", s, c);
-        gnutls_start("2");
-        gnutls_sign("2", 0);
-        gnutls_stop("3");
-        coexist_hsmtls_round("4 after GnuTLS's deinit", s, c);
-    } else if (strcmp(order, "interleaved") == 0) {
-        gnutls_start("1");
-        coexist_configs(&s, &c);
-        coexist_handshake("2", s, c);
-        gnutls_sign("3", 0);
-        coexist_handshake("4", s, c);
-        gnutls_sign("5 after an hsmtls handshake", 1);
-        coexist_handshake("6", s, c);
-        gnutls_stop("7");
-        coexist_hsmtls_round("8 after GnuTLS's deinit", s, c);
-    } else {
-        fprintf(stderr, "test_coexist_gnutls: unknown order \"%s\"\n", order);
-        return 2;
-    }
+    int status = check_run(order);
     hsmtls_config_free(s);
     hsmtls_config_free(c);
-    printf("# done %s %s\n", order, argv[3]);
-    return check_finish();
+    printf("# done %s %s\n", argv[2], argv[3]);
+    return status;
 }

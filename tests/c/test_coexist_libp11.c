@@ -173,69 +173,94 @@ static void engine_stop(const char *step)
     fflush(stdout);
 }
 
+/* The configs the orders make, freed once the order has run. */
+static hsmtls_config *s, *c;
+
+static void order_engine_first(void)
+{
+    engine_start("1");
+    engine_sign("1");
+    coexist_configs(&s, &c);
+    coexist_handshake("2", s, c);
+    engine_sign("3 after an hsmtls handshake");
+    coexist_handshake("4", s, c);
+    engine_stop("5");
+}
+
+static void order_hsmtls_first(void)
+{
+    coexist_configs(&s, &c);
+    coexist_handshake("1", s, c);
+    engine_start("2");
+    engine_sign("2");
+    coexist_handshake("3", s, c);
+    engine_sign("4 after an hsmtls handshake");
+    engine_stop("5");
+}
+
+static void order_finish_middle(void)
+{
+    coexist_configs(&s, &c);
+    coexist_handshake("1", s, c);
+    engine_start("2");
+    engine_sign("2");
+    engine_stop("3");
+    coexist_hsmtls_round("4 after ENGINE_finish", s, c);
+}
+
+static void order_engine_first_finish_middle(void)
+{
+    engine_start("1");
+    engine_sign("1");
+    coexist_configs(&s, &c);
+    coexist_handshake("2", s, c);
+    engine_stop("3");
+    coexist_hsmtls_round("4 after ENGINE_finish", s, c);
+}
+
+static void order_finalize_middle(void)
+{
+    coexist_configs(&s, &c);
+    coexist_handshake("1", s, c);
+    engine_start("2");
+    engine_public_key("2");
+    engine_stop("3 (libp11's C_Finalize)");
+    coexist_tolerate_failures = 1;
+    coexist_hsmtls_round("4 after libp11's C_Finalize", s, c);
+}
+
+static void order_engine_first_finalize_middle(void)
+{
+    engine_start("1");
+    engine_public_key("1");
+    coexist_configs(&s, &c);
+    coexist_handshake("2", s, c);
+    engine_stop("3 (libp11's C_Finalize)");
+    coexist_tolerate_failures = 1;
+    coexist_hsmtls_round("4 after libp11's C_Finalize", s, c);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_coexist_libp11 SANDBOX_DIR engine-first|hsmtls-first|finish-middle|"
-                        "engine-first-finish-middle|finalize-middle|engine-first-finalize-middle\n");
+    static const check_case orders[] = {
+        { "engine-first", order_engine_first },
+        { "hsmtls-first", order_hsmtls_first },
+        { "finish-middle", order_finish_middle },
+        { "engine-first-finish-middle", order_engine_first_finish_middle },
+        { "finalize-middle", order_finalize_middle },
+        { "engine-first-finalize-middle", order_engine_first_finalize_middle },
+    };
+    if (check_list(argc, argv, orders, CHECK_NCASES(orders)))
+        return 0;
+    const check_case *order = argc >= 3 ? check_find(argv[0], argv[2], orders, CHECK_NCASES(orders)) : NULL;
+    if (!order || argc != 3) {
+        fprintf(stderr, "usage: test_coexist_libp11 SANDBOX_DIR ORDER | test_coexist_libp11 --list\n");
         return 2;
     }
     check_set_dir(argv[1]);
-    const char *order = argv[2];
-    hsmtls_config *s = NULL, *c = NULL;
-
-    if (strcmp(order, "engine-first") == 0) {
-        engine_start("1");
-        engine_sign("1");
-        coexist_configs(&s, &c);
-        coexist_handshake("2", s, c);
-        engine_sign("3 after an hsmtls handshake");
-        coexist_handshake("4", s, c);
-        engine_stop("5");
-    } else if (strcmp(order, "hsmtls-first") == 0) {
-        coexist_configs(&s, &c);
-        coexist_handshake("1", s, c);
-        engine_start("2");
-        engine_sign("2");
-        coexist_handshake("3", s, c);
-        engine_sign("4 after an hsmtls handshake");
-        engine_stop("5");
-    } else if (strcmp(order, "finish-middle") == 0) {
-        coexist_configs(&s, &c);
-        coexist_handshake("1", s, c);
-        engine_start("2");
-        engine_sign("2");
-        engine_stop("3");
-        coexist_hsmtls_round("4 after ENGINE_finish", s, c);
-    } else if (strcmp(order, "engine-first-finish-middle") == 0) {
-        engine_start("1");
-        engine_sign("1");
-        coexist_configs(&s, &c);
-        coexist_handshake("2", s, c);
-        engine_stop("3");
-        coexist_hsmtls_round("4 after ENGINE_finish", s, c);
-    } else if (strcmp(order, "finalize-middle") == 0) {
-        coexist_configs(&s, &c);
-        coexist_handshake("1", s, c);
-        engine_start("2");
-        engine_public_key("2");
-        engine_stop("3 (libp11's C_Finalize)");
-        coexist_tolerate_failures = 1;
-        coexist_hsmtls_round("4 after libp11's C_Finalize", s, c);
-    } else if (strcmp(order, "engine-first-finalize-middle") == 0) {
-        engine_start("1");
-        engine_public_key("1");
-        coexist_configs(&s, &c);
-        coexist_handshake("2", s, c);
-        engine_stop("3 (libp11's C_Finalize)");
-        coexist_tolerate_failures = 1;
-        coexist_hsmtls_round("4 after libp11's C_Finalize", s, c);
-    } else {
-        fprintf(stderr, "test_coexist_libp11: unknown order \"%s\"\n", order);
-        return 2;
-    }
+    int status = check_run(order);
     hsmtls_config_free(s);
     hsmtls_config_free(c);
-    printf("# done %s\n", order);
-    return check_finish();
+    printf("# done %s\n", argv[2]);
+    return status;
 }

@@ -589,23 +589,22 @@ static void case_inventory(void)
 
 int main(int argc, char **argv)
 {
-    static const struct { const char *name; void (*run)(void); } cases[] = {
+    static const check_case cases[] = {
         { "ops", case_ops }, { "calls", case_calls }, { "login", case_login },
         { "callback", case_callback }, { "pool", case_pool }, { "invalidate", case_invalidate },
         { "fork", case_fork }, { "added", case_added }, { "errors", case_errors },
         { "curves", case_curves }, { "remote", case_remote },
         { "keygen", case_keygen }, { "inventory", case_inventory },
     };
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_core SANDBOX_DIR CASE\n");
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_core SANDBOX_DIR CASE | test_core --list\n");
         return 2;
     }
+    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
+    if (!c)
+        return 2;
     sandbox = argv[1];
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (strcmp(argv[2], cases[i].name) == 0) {
-            cases[i].run();
-            return check_finish();
-        }
-    fprintf(stderr, "test_core: no case \"%s\"\n", argv[2]);
-    return 2;
+    return check_run(c);
 }

@@ -4,7 +4,7 @@
  * truncated and replayed datagrams, close_notify, refused peer addresses, and
  * verification errors with ignore-and-resume; then test_dtls_sessions.c's (resumption,
  * SNI, fd mode, getters).
- * usage: test_dtls SANDBOX_DIR [SERVER_KEY_REF]  (default: the soft ec-p256 key) */
+ * usage: test_dtls SANDBOX_DIR CASE [SERVER_KEY_REF]  (default: the soft ec-p256 key) */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -289,21 +289,24 @@ static void test_psk(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_dtls SANDBOX_DIR [SERVER_KEY_REF]\n");
+    static const check_case cases[] = {
+        { "peers_refused", test_peers_refused }, { "full", test_full },
+        { "mtu_and_timeouts", test_mtu_and_timeouts }, { "verify", test_verify }, { "psk", test_psk },
+        { "resume", test_dtls_resume }, { "sni", test_dtls_sni }, { "fd_mode", test_dtls_fd_mode },
+        { "getters", test_dtls_getters },
+    };
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_dtls SANDBOX_DIR CASE [SERVER_KEY_REF] | test_dtls --list\n");
         return 2;
     }
+    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
+    if (!c)
+        return 2;
     check_set_dir(argv[1]);
-    dtls_server_key = strdup(argc > 2 ? argv[2] : check_path("soft/ec-p256.key"));
-    test_peers_refused();
-    test_full();
-    test_mtu_and_timeouts();
-    test_verify();
-    test_psk();
-    test_dtls_resume();
-    test_dtls_sni();
-    test_dtls_fd_mode();
-    test_dtls_getters();
+    dtls_server_key = strdup(argc > 3 ? argv[3] : check_path("soft/ec-p256.key"));
+    int status = check_run(c);
     free((char *)dtls_server_key);
-    return check_finish();
+    return status;
 }

@@ -2,7 +2,7 @@
  * ends must agree, each value checked against what it is made of), the ephemeral key
  * and its size, and the TLS 1.2 DHE parameters (named groups, custom PEM from a file or
  * memory, bad input). Both ends in this process, over memory.
- * usage: test_lib_binding SANDBOX_DIR CASE TMPDIR  (CASE: binding, dh) */
+ * usage: test_lib_binding SANDBOX_DIR CASE TMPDIR  (--list prints the cases) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,19 +311,15 @@ static void case_dh(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR CASE TMPDIR\n", argv[0]);
+    static const check_case cases[] = { { "binding", case_binding }, { "dh", case_dh } };
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
+    const check_case *c = argc >= 3 ? check_find(argv[0], argv[2], cases, CHECK_NCASES(cases)) : NULL;
+    if (!c || argc < 4) {
+        fprintf(stderr, "usage: %s SANDBOX_DIR CASE TMPDIR | %s --list\n", argv[0], argv[0]);
         return 2;
     }
     check_set_dir(argv[1]);
     tmpdir = argv[3];
-    if (strcmp(argv[2], "binding") == 0)
-        case_binding();
-    else if (strcmp(argv[2], "dh") == 0)
-        case_dh();
-    else {
-        fprintf(stderr, "unknown case %s\n", argv[2]);
-        return 2;
-    }
-    return check_finish();
+    return check_run(c);
 }

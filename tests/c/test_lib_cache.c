@@ -1,7 +1,7 @@
 /* libhsmtls API tests for the session cache: mode, size, flushing and the counters,
  * checked against resumption by session ID (TLS 1.2, tickets off) between two ends in
  * this process, over memory.
- * usage: test_lib_cache SANDBOX_DIR */
+ * usage: test_lib_cache SANDBOX_DIR session_cache */
 #include <stdio.h>
 #include <string.h>
 
@@ -35,13 +35,8 @@ static int connect_once(hsmtls_config *cc, hsmtls_config *sc, hsmtls_session *se
     return reused;
 }
 
-int main(int argc, char **argv)
+static void case_session_cache(void)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR\n", argv[0]);
-        return 2;
-    }
-    check_set_dir(argv[1]);
     hsmtls_config *sc = check_server_config("ec-p256"), *cc = check_client_config();
 
     /* defaults and bad values */
@@ -115,5 +110,20 @@ int main(int argc, char **argv)
     hsmtls_config_free(copy);
     hsmtls_config_free(sc);
     hsmtls_config_free(cc);
-    return check_finish();
+}
+
+int main(int argc, char **argv)
+{
+    static const check_case cases[] = { { "session_cache", case_session_cache } };
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SANDBOX_DIR CASE | %s --list\n", argv[0], argv[0]);
+        return 2;
+    }
+    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
+    if (!c)
+        return 2;
+    check_set_dir(argv[1]);
+    return check_run(c);
 }

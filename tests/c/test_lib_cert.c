@@ -1,6 +1,6 @@
 /* libhsmtls certificate and key objects: loading from files and memory, the getters,
  * PEM and DER round trips, using them in a config, and clear failures.
- * usage: test_lib_cert SANDBOX_DIR */
+ * usage: test_lib_cert SANDBOX_DIR certs_and_keys */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +14,13 @@
 #include "hsmtls/key.h"
 
 
-int main(int argc, char **argv)
+static void case_certs_and_keys(void)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR\n", argv[0]);
-        return 2;
-    }
-    check_set_dir(argv[1]);
-
     hsmtls_cert *ca = hsmtls_cert_load(check_path("ca.pem"));
     hsmtls_cert *leaf = hsmtls_cert_load(check_path("certs/rsa2048.chain.pem")); /* the first one */
     CHECK_MSG(ca && leaf, hsmtls_error_message());
     if (!ca || !leaf)
-        return check_finish();
+        return;
     CHECK(check_contains(hsmtls_cert_subject(ca), "CN=hsmtls sandbox CA"));
     CHECK(strcmp(hsmtls_cert_subject(ca), hsmtls_cert_issuer(ca)) == 0);
     CHECK(hsmtls_cert_is_self_signed(ca) && !hsmtls_cert_is_self_signed(leaf));
@@ -116,5 +110,20 @@ int main(int argc, char **argv)
 
     hsmtls_cert_free(ca);
     hsmtls_cert_free(leaf);
-    return check_finish();
+}
+
+int main(int argc, char **argv)
+{
+    static const check_case cases[] = { { "certs_and_keys", case_certs_and_keys } };
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SANDBOX_DIR CASE | %s --list\n", argv[0], argv[0]);
+        return 2;
+    }
+    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
+    if (!c)
+        return 2;
+    check_set_dir(argv[1]);
+    return check_run(c);
 }

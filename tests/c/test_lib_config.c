@@ -1,7 +1,7 @@
 /* libhsmtls config API tests: defaults, every setter with its getter, refusals with
  * clear messages, and the one loader for keys and certificates (files, memory,
  * encrypted keys and the PIN/passphrase callback, key/cert mismatch).
- * usage: test_lib_config SANDBOX_DIR CASE  (CASE: defaults, loading, passphrase, noprovider) */
+ * usage: test_lib_config SANDBOX_DIR CASE [TMPDIR]  (--list prints the cases) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,7 +191,7 @@ static void case_loading(void)
     hsmtls_config_free(g);
 
     /* memory */
-    size_t clen, klen;
+    size_t clen = 0, klen = 0;
     char *cmem = slurp(check_path("certs/ec-p256.pem"), &clen), *kmem = slurp(check_path("soft/ec-p256.key"), &klen);
     CHECK(cmem && kmem);
     hsmtls_config *m = hsmtls_config_new(HSMTLS_SERVER);
@@ -372,27 +372,25 @@ static void case_noprovider(void)
     hsmtls_config_free(s);
 }
 
+static const char *tmpdir;
+static void run_passphrase(void) { case_passphrase(tmpdir); }
+
 int main(int argc, char **argv)
 {
+    static const check_case cases[] = {
+        { "defaults", case_defaults }, { "loading", case_loading }, { "passphrase", run_passphrase },
+        { "token", case_token }, { "noprovider", case_noprovider },
+    };
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
     if (argc < 3) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR CASE [TMPDIR]\n", argv[0]);
+        fprintf(stderr, "usage: %s SANDBOX_DIR CASE [TMPDIR] | %s --list\n", argv[0], argv[0]);
         return 2;
     }
+    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
+    if (!c)
+        return 2;
     check_set_dir(argv[1]);
-    const char *c = argv[2];
-    if (strcmp(c, "defaults") == 0)
-        case_defaults();
-    else if (strcmp(c, "loading") == 0)
-        case_loading();
-    else if (strcmp(c, "passphrase") == 0)
-        case_passphrase(argc > 3 ? argv[3] : "/tmp");
-    else if (strcmp(c, "token") == 0)
-        case_token();
-    else if (strcmp(c, "noprovider") == 0)
-        case_noprovider();
-    else {
-        fprintf(stderr, "unknown case %s\n", c);
-        return 2;
-    }
-    return check_finish();
+    tmpdir = argc > 3 ? argv[3] : "/tmp";
+    return check_run(c);
 }

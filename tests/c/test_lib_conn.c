@@ -1,7 +1,7 @@
 /* libhsmtls connection API tests, both ends in this process: memory-buffer mode pumped
  * by hand, non-blocking sockets driven by poll(), and what a connection reports after
  * its handshake (version, cipher, ALPN, peer, verification errors, resumption).
- * usage: test_lib_conn SANDBOX_DIR CASE  (CASE: memory, nonblocking, verify, resume, misc) */
+ * usage: test_lib_conn SANDBOX_DIR CASE  (--list prints the cases) */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -852,33 +852,20 @@ static void case_sni(void)
 
 int main(int argc, char **argv)
 {
+    static const check_case cases[] = {
+        { "memory", case_memory }, { "nonblocking", case_nonblocking }, { "verify", case_verify },
+        { "resume", case_resume }, { "psk", case_psk }, { "callbacks", case_callbacks },
+        { "pause", case_pause }, { "sni", case_sni }, { "misc", case_misc },
+    };
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
     if (argc < 3) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR CASE\n", argv[0]);
+        fprintf(stderr, "usage: %s SANDBOX_DIR CASE | %s --list\n", argv[0], argv[0]);
         return 2;
     }
+    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
+    if (!c)
+        return 2;
     check_set_dir(argv[1]);
-    const char *c = argv[2];
-    if (strcmp(c, "memory") == 0)
-        case_memory();
-    else if (strcmp(c, "nonblocking") == 0)
-        case_nonblocking();
-    else if (strcmp(c, "verify") == 0)
-        case_verify();
-    else if (strcmp(c, "resume") == 0)
-        case_resume();
-    else if (strcmp(c, "psk") == 0)
-        case_psk();
-    else if (strcmp(c, "callbacks") == 0)
-        case_callbacks();
-    else if (strcmp(c, "pause") == 0)
-        case_pause();
-    else if (strcmp(c, "sni") == 0)
-        case_sni();
-    else if (strcmp(c, "misc") == 0)
-        case_misc();
-    else {
-        fprintf(stderr, "unknown case %s\n", c);
-        return 2;
-    }
-    return check_finish();
+    return check_run(c);
 }

@@ -394,21 +394,20 @@ static void case_reneg(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR CASE [CRL_FILE]\n", argv[0]);
-        return 2;
-    }
-    check_set_dir(argv[1]);
-    crl_file = argc > 3 ? argv[3] : NULL;
-    static const struct { const char *name; void (*run)(void); } cases[] = {
+    static const check_case cases[] = {
         { "session", case_session }, { "equal", case_equal }, { "lists", case_lists },
         { "crl", case_crl }, { "clientca", case_clientca }, { "pha", case_pha }, { "reneg", case_reneg },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (strcmp(argv[2], cases[i].name) == 0) {
-            cases[i].run();
-            return check_finish();
-        }
-    fprintf(stderr, "unknown case %s\n", argv[2]);
-    return 2;
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SANDBOX_DIR CASE [CRL_FILE] | %s --list\n", argv[0], argv[0]);
+        return 2;
+    }
+    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
+    if (!c)
+        return 2;
+    check_set_dir(argv[1]);
+    crl_file = argc > 3 ? argv[3] : NULL;
+    return check_run(c);
 }

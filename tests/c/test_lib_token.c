@@ -4,7 +4,7 @@
  * exactly the signatures its protocol makes: one CertificateVerify per side in TLS 1.3,
  * one ServerKeyExchange and one CertificateVerify in DTLS 1.2 ECDHE-ECDSA. File keys make
  * none on any token.
- * usage: test_lib_token SANDBOX_DIR */
+ * usage: test_lib_token SANDBOX_DIR counts */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -173,16 +173,27 @@ static void test_dtls12_mutual(void)
     hsmtls_config_free(c);
 }
 
-int main(int argc, char **argv)
+static void all_counts(void)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_lib_token SANDBOX_DIR\n");
-        return 2;
-    }
-    check_set_dir(argv[1]);
     test_before_any_token();
     test_tls13_mutual();
     test_dtls12_mutual();
     test_file_keys();
-    return check_finish();
+}
+
+int main(int argc, char **argv)
+{
+    /* One case: the counts before any token, then after each kind of handshake. */
+    static const check_case cases[] = { { "counts", all_counts } };
+    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
+        return 0;
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_lib_token SANDBOX_DIR CASE | test_lib_token --list\n");
+        return 2;
+    }
+    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
+    if (!c)
+        return 2;
+    check_set_dir(argv[1]);
+    return check_run(c);
 }
