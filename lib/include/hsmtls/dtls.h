@@ -14,7 +14,8 @@
  * is on (the default): the association checks the cookie again with the same secret.
  *
  * Retransmission: when hsmtls_dtls_timeout_ms() says a timer runs, call
- * hsmtls_dtls_handle_timeout() once it expires (it resends the last flight).
+ * hsmtls_dtls_handle_timeout() once it expires (it resends the last flight). The timer
+ * runs on the system clock, or on the config's (hsmtls_config_set_dtls_clock).
  *
  * Calls return 0 (or a byte count) or a negative HSMTLS_* status; on HSMTLS_ERROR,
  * hsmtls_dtls_error_message() says why. One thread at a time per association. */
