@@ -34,6 +34,42 @@ static CK_RV initialize(hsmtls_p11_module *m)
     return rv;
 }
 
+CK_RV hsmtls_p11_call_seen(hsmtls_p11_module *m, CK_RV rv)
+{
+    if (rv == CKR_CRYPTOKI_NOT_INITIALIZED)
+        atomic_store(&m->lost, 1);
+    return rv;
+}
+
+unsigned hsmtls_p11_module_epoch(hsmtls_p11_module *m)
+{
+    hsmtls_p11_module_check_fork(m); /* a failure surfaces at the next call */
+    return atomic_load(&m->epoch);
+}
+
+int hsmtls_p11_module_restart_if_lost(hsmtls_p11_module *m)
+{
+    if (!atomic_load(&m->lost))
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    CK_RV rv = CKR_OK;
+    if (atomic_load(&m->lost)) {
+        /* Our view of it through p11-kit still counts as initialised: let it go first,
+         * so that the C_Initialize reaches the module. */
+        P11_CALL(m, C_Finalize, NULL);
+        rv = initialize(m);
+        if (rv == CKR_OK) {
+            atomic_store(&m->lost, 0);
+            atomic_fetch_add(&m->epoch, 1);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (rv != CKR_OK)
+        return hsmtls_p11_error_set(rv, "starting PKCS#11 module %s again after another user in "
+                                    "this process finalised it: %s", m->path, hsmtls_p11_rv_name(rv));
+    return 0;
+}
+
 int hsmtls_p11_module_check_fork(hsmtls_p11_module *m)
 {
     unsigned gen = atomic_load(&hsmtls_p11_fork_generation);
@@ -48,8 +84,10 @@ int hsmtls_p11_module_check_fork(hsmtls_p11_module *m)
         if (rv != CKR_OK)
             ret = hsmtls_p11_error_set(rv, "re-initialising PKCS#11 module %s after fork: %s",
                                        m->path, hsmtls_p11_rv_name(rv));
-        else
+        else {
             m->generation = gen;
+            atomic_fetch_add(&m->epoch, 1);
+        }
     }
     pthread_mutex_unlock(&m->lock);
     return ret;
@@ -85,8 +123,7 @@ int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m)
         restarted = P11_CALL_LIST(m->raw, C_GetInfo, &info) == CKR_CRYPTOKI_NOT_INITIALIZED;
         m->shared = !restarted;
         rv = initialize(m);
-        for (size_t i = 0; i < m->ntokens; i++)
-            m->tokens[i]->logged_in = 0;
+        atomic_fetch_add(&m->epoch, 1);
     }
     for (size_t i = 0; i < locked; i++)
         pthread_mutex_unlock(&m->tokens[i]->lock);
@@ -368,7 +405,7 @@ int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh)
             m->tokens[m->ntokens++] = t;
             t->module = m;
             t->slot = slots[i];
-            t->generation = atomic_load(&hsmtls_p11_fork_generation);
+            t->generation = atomic_load(&m->epoch);
             pthread_mutex_init(&t->lock, NULL);
         }
         t->info = seen[i].info;

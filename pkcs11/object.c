@@ -111,7 +111,7 @@ static int push_object(hsmtls_p11_object ***out, size_t *n, hsmtls_p11_object *o
 hsmtls_p11_object *hsmtls_p11_object_for_handle(hsmtls_p11_token *t, CK_SESSION_HANDLE s,
                                                CK_OBJECT_HANDLE h, int *failed)
 {
-    unsigned gen = atomic_load(&hsmtls_p11_fork_generation);
+    unsigned gen = hsmtls_p11_module_epoch(t->module);
     pthread_mutex_lock(&t->lock);
     for (size_t i = 0; i < t->nobjects; i++)
         if (atomic_load(&t->objects[i]->handle) == h && atomic_load(&t->objects[i]->generation) == gen) {
@@ -153,12 +153,13 @@ hsmtls_p11_object *hsmtls_p11_object_for_handle(hsmtls_p11_token *t, CK_SESSION_
 static int cached(hsmtls_p11_token *t, const char *key, hsmtls_p11_object ***out, size_t *n)
 {
     int hit = 0;
-    unsigned gen = atomic_load(&hsmtls_p11_fork_generation);
+    unsigned gen = hsmtls_p11_module_epoch(t->module);
     pthread_mutex_lock(&t->lock);
     for (struct hsmtls_p11_query *q = t->queries; q && !hit; q = q->next)
         if (strcmp(q->key, key) == 0) {
             hit = 1;
-            /* After a fork the handles are stale; the objects are still the same ones. */
+            /* After a fork or a restart the handles are stale; the objects are still
+             * the same ones. */
             for (size_t i = 0; i < q->n && hit; i++)
                 if (atomic_load(&q->objects[i]->generation) != gen)
                     atomic_store(&q->objects[i]->generation, ~0u);
@@ -441,7 +442,7 @@ CK_RV hsmtls_p11_object_relocate(hsmtls_p11_object *o, CK_SESSION_HANDLE s)
     CK_RV rv = find_handles(o->token, s, &q, &handles, &n);
     if (rv == CKR_OK && n > 0) {
         atomic_store(&o->handle, handles[0]);
-        atomic_store(&o->generation, atomic_load(&hsmtls_p11_fork_generation));
+        atomic_store(&o->generation, atomic_load(&o->token->module->epoch));
     }
     free(handles);
     if (rv != CKR_OK)

@@ -95,7 +95,7 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
         if (hsmtls_p11_session_acquire(t, &s) < 0 || hsmtls_p11_token_ensure_login(t) < 0)
             return -1; /* ensure_login after acquire: a fork shows up in acquire */
         op->started = 0;
-        if (atomic_load(&o->generation) != atomic_load(&hsmtls_p11_fork_generation))
+        if (atomic_load(&o->generation) != atomic_load(&t->module->epoch))
             rv = hsmtls_p11_object_relocate(o, s);
         else
             rv = CKR_OK;

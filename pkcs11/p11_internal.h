@@ -31,7 +31,7 @@ void hsmtls_p11_call_start(enum hsmtls_p11_fn fn);
 CK_RV hsmtls_p11_call_done(enum hsmtls_p11_fn fn, CK_RV rv);
 
 /* P11_CALL(module, C_Sign, session, ...): the only way the core calls a module. */
-#define P11_CALL(mod, fn, ...) P11_CALL_LIST((mod)->fl, fn, __VA_ARGS__)
+#define P11_CALL(mod, fn, ...) hsmtls_p11_call_seen((mod), P11_CALL_LIST((mod)->fl, fn, __VA_ARGS__))
 #define P11_CALL_LIST(list, fn, ...) \
     hsmtls_p11_call_done(HSMTLS_P11_FN_##fn, \
         (hsmtls_p11_call_start(HSMTLS_P11_FN_##fn), (list)->fn(__VA_ARGS__)))
@@ -50,6 +50,12 @@ struct hsmtls_p11_module {
     CK_INFO info;
     unsigned generation;          /* fork generation it was initialised in */
     int shared;                   /* a restart found another user holding the module */
+    /* Bumped each time the module starts afresh here (after a fork, a restart):
+     * sessions, logins and object handles of an older epoch are gone. */
+    _Atomic unsigned epoch;
+    /* A call answered CKR_CRYPTOKI_NOT_INITIALIZED: another user in the process (libp11's
+     * engine, which finalises what it loaded) took the module down under us. */
+    _Atomic int lost;
     pthread_mutex_t lock;         /* guards tokens[] and re-initialisation */
     hsmtls_p11_token **tokens;    /* every token ever seen, kept for the process */
     size_t ntokens;
@@ -127,6 +133,13 @@ extern _Atomic unsigned hsmtls_p11_fork_generation;
 
 /* module.c */
 int hsmtls_p11_module_check_fork(hsmtls_p11_module *m);
+/* The module's epoch, after starting it afresh in a forked child. */
+unsigned hsmtls_p11_module_epoch(hsmtls_p11_module *m);
+/* Notes a module another user finalised (rv CKR_CRYPTOKI_NOT_INITIALIZED); returns rv. */
+CK_RV hsmtls_p11_call_seen(hsmtls_p11_module *m, CK_RV rv);
+/* Starts a module another user finalised afresh (it is down: nobody loses anything),
+ * in a new epoch. 0 when it was not lost or is running again, -1 with a message. */
+int hsmtls_p11_module_restart_if_lost(hsmtls_p11_module *m);
 int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh);
 /* Starts the module afresh (C_Finalize and C_Initialize through p11-kit), when the core
  * holds no session or object of it (SoftHSM2 lists only the tokens it read at
@@ -139,7 +152,7 @@ int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m);
  * it when `broken`. */
 int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s);
 void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int broken);
-/* Forgets sessions, login and handles after a fork or a lost login (caller holds lock). */
+/* Forgets sessions, login and handles of an older epoch (caller holds lock). */
 void hsmtls_p11_token_reset_locked(hsmtls_p11_token *t);
 int hsmtls_p11_session_is_lost(CK_RV rv);
 

@@ -14,27 +14,29 @@ int hsmtls_p11_session_is_lost(CK_RV rv)
 
 void hsmtls_p11_token_reset_locked(hsmtls_p11_token *t)
 {
-    /* Handles from before a fork belong to the parent: forget them, do not close them. */
+    /* Handles from before a fork belong to the parent, and a restarted module has none
+     * left: forget them, do not close them. */
     t->nidle = 0;
     t->open_sessions = 0;
     t->logged_in = 0;
 }
 
-static void check_fork_locked(hsmtls_p11_token *t)
+static void check_epoch_locked(hsmtls_p11_token *t, unsigned epoch)
 {
-    unsigned gen = atomic_load(&hsmtls_p11_fork_generation);
-    if (t->generation != gen) {
+    if (t->generation != epoch) {
         hsmtls_p11_token_reset_locked(t);
-        t->generation = gen;
+        t->generation = epoch;
     }
 }
 
 int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
 {
-    if (hsmtls_p11_module_check_fork(t->module) < 0)
+    if (hsmtls_p11_module_check_fork(t->module) < 0 ||
+        hsmtls_p11_module_restart_if_lost(t->module) < 0)
         return -1;
+    unsigned epoch = atomic_load(&t->module->epoch);
     pthread_mutex_lock(&t->lock);
-    check_fork_locked(t);
+    check_epoch_locked(t, epoch);
     if (t->nidle > 0) {
         *s = t->idle[--t->nidle];
         pthread_mutex_unlock(&t->lock);
@@ -62,8 +64,8 @@ int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
 void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int broken)
 {
     pthread_mutex_lock(&t->lock);
-    if (t->generation != atomic_load(&hsmtls_p11_fork_generation)) {
-        pthread_mutex_unlock(&t->lock); /* a session from before a fork: not ours to keep */
+    if (t->generation != atomic_load(&t->module->epoch)) {
+        pthread_mutex_unlock(&t->lock); /* from before a fork or a restart: gone already */
         return;
     }
     if (!broken && t->nidle == t->idle_cap) {

@@ -144,8 +144,9 @@ int hsmtls_p11_token_needs_login(const hsmtls_p11_token *t)
 
 int hsmtls_p11_token_logged_in(hsmtls_p11_token *t)
 {
+    unsigned epoch = hsmtls_p11_module_epoch(t->module);
     pthread_mutex_lock(&t->lock);
-    int yes = t->logged_in && t->generation == atomic_load(&hsmtls_p11_fork_generation);
+    int yes = t->logged_in && t->generation == epoch;
     pthread_mutex_unlock(&t->lock);
     return yes;
 }
