@@ -58,6 +58,13 @@ int hsmtls_p11_module_restart_if_lost(hsmtls_p11_module *m)
          * so that the C_Initialize reaches the module. */
         P11_CALL(m, C_Finalize, NULL);
         rv = initialize(m);
+        /* p11-kit still counts it initialised while another of its users holds it: then
+         * only the module itself can be asked to start again. */
+        CK_INFO info;
+        if (rv == CKR_OK && P11_CALL_LIST(m->raw, C_GetInfo, &info) == CKR_CRYPTOKI_NOT_INITIALIZED) {
+            CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+            rv = P11_CALL_LIST(m->raw, C_Initialize, &args);
+        }
         if (rv == CKR_OK) {
             atomic_store(&m->lost, 0);
             atomic_fetch_add(&m->epoch, 1);
