@@ -113,7 +113,7 @@ def test_dtls_session_file_that_cannot_be_written_says_why(sandbox, tmp_path):
     target = tmp_path / "no-such-dir" / "sess.der"
     port = peers.free_port()
     args = [BIN / "hsmtls", "dtls-serve", "--port", port, "--cert", sandbox.dir / "certs/ec-p256.pem",
-            "--key", sandbox.dir / "soft/ec-p256.key", "--naccept", "1", "--idle-timeout", "5"]
+            "--key", sandbox.dir / "soft/ec-p256.key", "--naccept", "1", "--idle-timeout", "2"]
     server = subprocess.Popen([str(a) for a in args], env=sandbox.env_for(args[0]), stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

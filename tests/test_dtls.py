@@ -90,9 +90,11 @@ def test_serve_openssl_client(sandbox, tmp_path, source):
         # s_client ends at stdin's end, maybe before the echo: it must have verified us
         assert "Verification: OK" in proc.stderr, proc.stderr
         assert "Protocol version: DTLSv1.2" in proc.stderr, proc.stderr
+        # (the server counts echoes only in its closing line: wait for the peer's end,
+        # after which nothing more is echoed)
         deadline = time.monotonic() + 10
-        while "1 echoed" not in log() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while ": closed" not in log() and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert "DTLSv1.2" in log() and "1 hello-verify-requests" in log(), log()
 
 
@@ -107,20 +109,32 @@ def test_serve_gnutls_client(sandbox, tmp_path, source):
     assert "1 handshakes" in log(), log()
 
 
+def udp_bound(port):
+    """Whether a UDP socket is bound to 127.0.0.1:port (Linux's /proc/net/udp)."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1] == local for line in table.readlines()[1:])
+
+
 @contextlib.contextmanager
-def openssl_dtls_server(box, source, *extra, stdin="sleep 6"):
+def openssl_dtls_server(box, source, *extra, stdin=None):
     """`openssl s_server -dtls1_2` with the ec-p256 key (the token's PIN from openssl.cnf)
-    on a free loopback port, its stdin from a shell command; yields (port, result) with
-    result["out"], what it printed, filled in when the block ends."""
+    on a free loopback port, its stdin from a shell command, or (None) a pipe that stays
+    open until the block ends (s_server ends a connection at its stdin's end); yields
+    (port, result) with result["out"], what it printed, filled in when the block ends."""
     port = peers.free_port()
     key = key_ref(box, "ec-p256", source, pin=False)
+    command = (f"openssl s_server -dtls1_2 -accept 127.0.0.1:{port} -key '{key}' "
+               f"-cert {cert(box, 'ec-p256')} -quiet {' '.join(extra)}")
     server = subprocess.Popen(
-        f"({stdin}) | openssl s_server -dtls1_2 -accept 127.0.0.1:{port} -key '{key}' "
-        f"-cert {cert(box, 'ec-p256')} -quiet {' '.join(extra)}",
-        shell=True, env=box.env_for("openssl"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    result = {}
+        command if stdin is None else f"({stdin}) | {command}", shell=True, env=box.env_for("openssl"),
+        stdin=subprocess.PIPE if stdin is None else None, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    result = {"stdin": server.stdin}
     try:
-        time.sleep(0.8)
+        deadline = time.monotonic() + 10
+        while not udp_bound(port) and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
         yield port, result
     finally:
         result["out"], _ = server.communicate(timeout=30)
@@ -128,9 +142,12 @@ def openssl_dtls_server(box, source, *extra, stdin="sleep 6"):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_connect_openssl_server(sandbox, tmp_path, source):
-    with openssl_dtls_server(sandbox, source, "-listen", "-naccept", "1",
-                             stdin="sleep 2; echo from-openssl; sleep 4") as (port, result):
-        proc = dtls_connect(sandbox, port, "--ca", ca(sandbox), "--servername", "localhost", "--linger", "4",
+    with openssl_dtls_server(sandbox, source, "-listen", "-naccept", "1") as (port, result):
+        # s_server sends what waits on its stdin as soon as the client is there (one
+        # datagram); the client then lingers for replies that will not come
+        result["stdin"].write("from-openssl\n")
+        result["stdin"].flush()
+        proc = dtls_connect(sandbox, port, "--ca", ca(sandbox), "--servername", "localhost", "--linger", "2",
                             data="line one\nline two\n")
         assert proc.returncode == 0, proc.stderr
         assert "DTLSv1.2" in proc.stderr and "verified" in proc.stderr, proc.stderr
@@ -306,23 +323,26 @@ def hvr_cookie(data):
 
 
 def test_hello_verify_request_keeps_no_state(sandbox, tmp_path):
-    with dtls_serve(sandbox, tmp_path, "ec-p256", "--handshake-timeout", "1") as (port, _, log):
+    with dtls_serve(sandbox, tmp_path, "ec-p256", "--handshake-timeout", "1") as (port, _, log), \
+            contextlib.ExitStack() as sockets:
+        clients = []
         for i in range(20):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.settimeout(5)
-                hello = client_hello(seq=i)
-                s.sendto(hello, ("127.0.0.1", port))
-                reply = s.recv(65536)
-                assert len(reply) <= len(hello)
-                assert len(hvr_cookie(reply)) > 0
-                assert reply[5:11] == hello[5:11]  # the ClientHello's record sequence number
-                # truncated ones and garbage get nothing at all
-                for junk in (hello[:40], hello[:-5], os.urandom(100), b"\x16\xfe\xfd"):
-                    s.sendto(junk, ("127.0.0.1", port))
-                s.settimeout(0.2)
-                with pytest.raises(socket.timeout):
-                    s.recv(65536)
+            s = sockets.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            s.settimeout(5)
+            hello = client_hello(seq=i)
+            s.sendto(hello, ("127.0.0.1", port))
+            reply = s.recv(65536)
+            assert len(reply) <= len(hello)
+            assert len(hvr_cookie(reply)) > 0
+            assert reply[5:11] == hello[5:11]  # the ClientHello's record sequence number
+            # truncated ones and garbage get nothing at all
+            for junk in (hello[:40], hello[:-5], os.urandom(100), b"\x16\xfe\xfd"):
+                s.sendto(junk, ("127.0.0.1", port))
+            clients.append(s)
+        # (one wait for all 20 clients: an answer to any junk would be there by then)
         time.sleep(0.3)
+        answered, _, _ = select.select(clients, [], [], 0)
+        assert not answered, [s.recv(65536)[:20] for s in answered]
         assert "peer" not in log().replace("peers", ""), log()
         # A verified ClientHello makes state; the peer vanishing frees it after the timeout.
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -428,7 +448,7 @@ def test_resume_ours_both_ways(sandbox, tmp_path, source):
 def test_resume_openssl_server(sandbox, tmp_path, source):
     # without -listen s_server (3.0) takes a second client from another port
     sess = tmp_path / "sess.der"
-    with openssl_dtls_server(sandbox, source, "-naccept", "2", stdin="sleep 8") as (port, result):
+    with openssl_dtls_server(sandbox, source, "-naccept", "2") as (port, result):
         args = ["--ca", ca(sandbox), "--servername", "localhost", "--linger", "1"]
         first = dtls_connect(sandbox, port, *args, "--sess-out", sess, data="first\n")
         second = dtls_connect(sandbox, port, *args, "--sess-in", sess, data="second\n")
