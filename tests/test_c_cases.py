@@ -19,7 +19,8 @@ NOT_CASE_PROGRAMS = {
     "test_lib_peer": "a TLS peer driven by options (serve/connect), run by test_lib_peers.py",
 }
 # Programs built only when an optional peer's development files are there.
-OPTIONAL = {"test_coexist_gnutls": "built only with GnuTLS's development files (libgnutls28-dev)"}
+OPTIONAL = {program: "built only with GnuTLS's development files (libgnutls28-dev)"
+            for program in ("test_coexist_gnutls", "test_coexist_both")}
 
 
 def require_built(program):
