@@ -1,8 +1,9 @@
 /* The libhsmtls side of the coexistence tests (test_coexist_gnutls.c,
- * test_coexist_libp11.c): mutual TLS 1.3 handshakes in memory whose server key is on the
- * sandbox's "server" token and whose client key is on its "client" token, each checked to
- * have signed exactly once on each token (hsmtls_token_signatures). The other PKCS#11
- * user in those programs signs with the same client key, so both log in to one token. */
+ * test_coexist_libp11.c, test_coexist_both.c): mutual TLS 1.3 handshakes in memory whose
+ * server key is on the sandbox's "server" token and whose client key is on its "client"
+ * token, each checked to have signed exactly once on each token
+ * (hsmtls_token_signatures). The other PKCS#11 users in those programs sign with the same
+ * client key, so they all log in to one token. */
 #ifndef HSMTLS_TEST_COEXIST_HSMTLS_H
 #define HSMTLS_TEST_COEXIST_HSMTLS_H
 
@@ -15,6 +16,10 @@
  * fails no check, for steps after another library pulled the module away, where a clear
  * failure is acceptable and the test runner judges the reason. */
 extern int coexist_tolerate_failures;
+/* CHECK_MSG, or under coexist_tolerate_failures a printed "# tolerated ..." line that
+ * counts nothing: for the other library's steps too (test_coexist_gnutls_pkcs11.c). */
+void coexist_expect(int ok, const char *file, int line, const char *expr, const char *detail);
+#define COEXIST_EXPECT_MSG(expr, detail) coexist_expect(!!(expr), __FILE__, __LINE__, #expr, (detail))
 
 /* The sandbox's user PIN (pin.txt; check_set_dir first). */
 const char *coexist_pin(void);
