@@ -195,17 +195,6 @@ static int finish(struct hsmtls_err *e, int status, struct sbuf *b)
     return status;
 }
 
-int hsmtls__err_set(struct hsmtls_err *e, const char *fmt, ...)
-{
-    struct sbuf b = { 0 };
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vadd(&b, fmt, ap);
-    va_end(ap);
-    ERR_clear_error();
-    return finish(e, HSMTLS_ERROR, &b);
-}
-
 int hsmtls__err_status(struct hsmtls_err *e, int status, const char *fmt, ...)
 {
     struct sbuf b = { 0 };

@@ -31,10 +31,10 @@ struct hsmtls_err {
  * cleared. _ssl: HSMTLS_ERROR with OpenSSL's queued reasons appended (": reason;
  * reason"), draining the queue. _status: a status of the caller's (WANT_VERIFY,
  * CLOSED). _append: more text after e's message, the status kept. */
-int hsmtls__err_set(struct hsmtls_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int hsmtls__err_ssl(struct hsmtls_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int hsmtls__err_status(struct hsmtls_err *e, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+#define hsmtls__err_set(e, ...) hsmtls__err_status((e), HSMTLS_ERROR, __VA_ARGS__)
 int hsmtls__err_append(struct hsmtls_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The message ("" when none); clearing keeps the buffer; freeing empties the record. */
 const char *hsmtls__err_message(const struct hsmtls_err *e);

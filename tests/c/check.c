@@ -72,3 +72,19 @@ int check_run(const check_case *c)
     }
     return check_finish();
 }
+
+int check_start(int argc, char **argv, const check_case *cases, size_t n, const char *extra,
+                int min_extra, const check_case **c)
+{
+    if (check_list(argc, argv, cases, n))
+        return 0;
+    if (argc >= 3 && !(*c = check_find(argv[0], argv[2], cases, n)))
+        return -1;
+    if (argc < 3 + min_extra) {
+        fprintf(stderr, "usage: %s SANDBOX_DIR CASE%s%s | %s --list\n", argv[0], *extra ? " " : "",
+                extra, argv[0]);
+        return -1;
+    }
+    check_set_dir(argv[1]);
+    return 1;
+}

@@ -31,6 +31,13 @@ int check_list(int argc, char **argv, const check_case *cases, size_t n);
 const check_case *check_find(const char *program, const char *name, const check_case *cases, size_t n);
 /* Runs the case; its exit status: check_finish()'s, or 1 when it made no check at all. */
 int check_run(const check_case *c);
+/* The start every test program shares, for `PROGRAM SANDBOX_DIR CASE [EXTRA...]`:
+ * `PROGRAM --list` prints the cases (returns 0: exit 0); a short command line or an
+ * unknown case is said on stderr (returns -1: exit 2); else the sandbox directory is set
+ * (check_set_dir) and *c is the case (returns 1). `extra` names the arguments after CASE
+ * in the usage line ("" when none), of which at least `min_extra` are needed. */
+int check_start(int argc, char **argv, const check_case *cases, size_t n, const char *extra,
+                int min_extra, const check_case **c);
 
 #define CHECK(expr) check_report(!!(expr), __FILE__, __LINE__, #expr, NULL)
 #define CHECK_MSG(expr, detail) check_report(!!(expr), __FILE__, __LINE__, #expr, (detail))

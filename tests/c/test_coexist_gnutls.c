@@ -69,14 +69,14 @@ int main(int argc, char **argv)
         { "hsmtls-first", order_hsmtls_first },
         { "interleaved", order_interleaved },
     };
-    if (check_list(argc, argv, orders, CHECK_NCASES(orders)))
-        return 0;
-    const check_case *order = argc >= 3 ? check_find(argv[0], argv[2], orders, CHECK_NCASES(orders)) : NULL;
-    if (!order || argc != 4 || (strcmp(argv[3], "manual") != 0 && strcmp(argv[3], "auto") != 0)) {
-        fprintf(stderr, "usage: test_coexist_gnutls SANDBOX_DIR ORDER manual|auto | test_coexist_gnutls --list\n");
+    const check_case *order;
+    int start = check_start(argc, argv, orders, CHECK_NCASES(orders), "manual|auto", 1, &order);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
+    if (strcmp(argv[3], "manual") != 0 && strcmp(argv[3], "auto") != 0) {
+        fprintf(stderr, "%s: the mode is manual or auto, not \"%s\"\n", argv[0], argv[3]);
         return 2;
     }
-    check_set_dir(argv[1]);
     manual = strcmp(argv[3], "manual") == 0;
     int status = check_run(order);
     hsmtls_config_free(s);

@@ -113,14 +113,10 @@ int main(int argc, char **argv)
         { "finalize-middle", order_finalize_middle },
         { "engine-first-finalize-middle", order_engine_first_finalize_middle },
     };
-    if (check_list(argc, argv, orders, CHECK_NCASES(orders)))
-        return 0;
-    const check_case *order = argc >= 3 ? check_find(argv[0], argv[2], orders, CHECK_NCASES(orders)) : NULL;
-    if (!order || argc != 3) {
-        fprintf(stderr, "usage: test_coexist_libp11 SANDBOX_DIR ORDER | test_coexist_libp11 --list\n");
-        return 2;
-    }
-    check_set_dir(argv[1]);
+    const check_case *order;
+    int start = check_start(argc, argv, orders, CHECK_NCASES(orders), "", 0, &order);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
     int status = check_run(order);
     hsmtls_config_free(s);
     hsmtls_config_free(c);

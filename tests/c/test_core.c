@@ -596,15 +596,10 @@ int main(int argc, char **argv)
         { "curves", case_curves }, { "remote", case_remote },
         { "keygen", case_keygen }, { "inventory", case_inventory },
     };
-    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
-        return 0;
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_core SANDBOX_DIR CASE | test_core --list\n");
-        return 2;
-    }
-    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
-    if (!c)
-        return 2;
+    const check_case *c;
+    int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "", 0, &c);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
     sandbox = argv[1];
     return check_run(c);
 }

@@ -295,16 +295,10 @@ int main(int argc, char **argv)
         { "resume", test_dtls_resume }, { "sni", test_dtls_sni }, { "fd_mode", test_dtls_fd_mode },
         { "getters", test_dtls_getters },
     };
-    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
-        return 0;
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_dtls SANDBOX_DIR CASE [SERVER_KEY_REF] | test_dtls --list\n");
-        return 2;
-    }
-    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
-    if (!c)
-        return 2;
-    check_set_dir(argv[1]);
+    const check_case *c;
+    int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "[SERVER_KEY_REF]", 0, &c);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
     dtls_server_key = strdup(argc > 3 ? argv[3] : check_path("soft/ec-p256.key"));
     int status = check_run(c);
     free((char *)dtls_server_key);

@@ -312,14 +312,10 @@ static void case_dh(void)
 int main(int argc, char **argv)
 {
     static const check_case cases[] = { { "binding", case_binding }, { "dh", case_dh } };
-    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
-        return 0;
-    const check_case *c = argc >= 3 ? check_find(argv[0], argv[2], cases, CHECK_NCASES(cases)) : NULL;
-    if (!c || argc < 4) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR CASE TMPDIR | %s --list\n", argv[0], argv[0]);
-        return 2;
-    }
-    check_set_dir(argv[1]);
+    const check_case *c;
+    int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "TMPDIR", 1, &c);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
     tmpdir = argv[3];
     return check_run(c);
 }

@@ -381,16 +381,10 @@ int main(int argc, char **argv)
         { "defaults", case_defaults }, { "loading", case_loading }, { "passphrase", run_passphrase },
         { "token", case_token }, { "noprovider", case_noprovider },
     };
-    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
-        return 0;
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR CASE [TMPDIR] | %s --list\n", argv[0], argv[0]);
-        return 2;
-    }
-    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
-    if (!c)
-        return 2;
-    check_set_dir(argv[1]);
+    const check_case *c;
+    int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "[TMPDIR]", 0, &c);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
     tmpdir = argc > 3 ? argv[3] : "/tmp";
     return check_run(c);
 }

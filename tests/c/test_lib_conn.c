@@ -857,15 +857,9 @@ int main(int argc, char **argv)
         { "resume", case_resume }, { "psk", case_psk }, { "callbacks", case_callbacks },
         { "pause", case_pause }, { "sni", case_sni }, { "misc", case_misc },
     };
-    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
-        return 0;
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR CASE | %s --list\n", argv[0], argv[0]);
-        return 2;
-    }
-    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
-    if (!c)
-        return 2;
-    check_set_dir(argv[1]);
+    const check_case *c;
+    int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "", 0, &c);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
     return check_run(c);
 }

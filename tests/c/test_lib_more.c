@@ -398,16 +398,10 @@ int main(int argc, char **argv)
         { "session", case_session }, { "equal", case_equal }, { "lists", case_lists },
         { "crl", case_crl }, { "clientca", case_clientca }, { "pha", case_pha }, { "reneg", case_reneg },
     };
-    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
-        return 0;
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s SANDBOX_DIR CASE [CRL_FILE] | %s --list\n", argv[0], argv[0]);
-        return 2;
-    }
-    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
-    if (!c)
-        return 2;
-    check_set_dir(argv[1]);
+    const check_case *c;
+    int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "[CRL_FILE]", 0, &c);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
     crl_file = argc > 3 ? argv[3] : NULL;
     return check_run(c);
 }

@@ -185,15 +185,9 @@ int main(int argc, char **argv)
 {
     /* One case: the counts before any token, then after each kind of handshake. */
     static const check_case cases[] = { { "counts", all_counts } };
-    if (check_list(argc, argv, cases, CHECK_NCASES(cases)))
-        return 0;
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_lib_token SANDBOX_DIR CASE | test_lib_token --list\n");
-        return 2;
-    }
-    const check_case *c = check_find(argv[0], argv[2], cases, CHECK_NCASES(cases));
-    if (!c)
-        return 2;
-    check_set_dir(argv[1]);
+    const check_case *c;
+    int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "", 0, &c);
+    if (start <= 0)
+        return start < 0 ? 2 : 0;
     return check_run(c);
 }
