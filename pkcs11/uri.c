@@ -210,6 +210,15 @@ static int pct_decode(const char *s, size_t n, unsigned char *out, size_t *len)
     return 0;
 }
 
+/* Whether a well-formed percent-encoded value decodes to a NUL byte. */
+static int has_nul(const char *v, size_t n)
+{
+    for (size_t i = 0; i + 2 < n; i++)
+        if (v[i] == '%' && v[i + 1] == '0' && v[i + 2] == '0')
+            return 1;
+    return 0;
+}
+
 /* M or M.N; p11-kit refuses 255, its "any version" marker. */
 static int version_ok(const char *v, size_t n)
 {
@@ -240,6 +249,10 @@ static int check_value(hsmtls_p11_uri *uri, const struct attr_def *d, const stru
             return bad(uri, "control character in \"%.*s\"", nlen, s->name);
     if (pct_decode(s->val, s->val_len, NULL, &len) < 0)
         return bad(uri, "bad percent-encoding in \"%.*s\"", nlen, s->name);
+    /* %00: every attribute but id is a string, which a NUL would end early for p11-kit's
+     * getters and our C strings (object=a%00b would find "a"); CKA_ID is bytes. */
+    if (!(d && strcmp(d->name, "id") == 0) && has_nul(s->val, s->val_len))
+        return bad(uri, "\"%.*s\" holds a NUL byte (%%00): only id may", nlen, s->name);
     if (!d)
         return 0;
 
