@@ -103,7 +103,7 @@ def check_handshake(proc, prefix_lib):
 def test_prefix_layout(installed):
     lib = PREFIX / "lib"
     for rel in ("bin/hsmtls", "bin/hsmtls-sandbox", "lib/libhsmtls.so", "lib/libhsmtls.a",
-                "lib/ossl-modules/hsmtls.so", "lib/engines-3/hsmtls.so",
+                "lib/ossl-modules/hsmtls.so", "lib/engines-3/hsmtls.so", "lib/pkcs11/hsmtls-fault.so",
                 "lib/pkgconfig/hsmtls.pc", "lib/cmake/hsmtls/hsmtlsConfig.cmake",
                 "lib/cmake/hsmtls/hsmtlsConfigVersion.cmake", "share/man/man1/hsmtls.1",
                 "share/doc/hsmtls/README.sandbox.md"):
@@ -207,7 +207,7 @@ def test_debian_layout(installed):
     assert (lib / "libhsmtls.so").resolve() == versioned[0].resolve()
     expected = [
         "usr/bin/hsmtls", "usr/bin/hsmtls-sandbox", f"{DEB_LIBDIR}/libhsmtls.a",
-        f"{MODULESDIR[1:]}/hsmtls.so", f"{ENGINESDIR[1:]}/hsmtls.so",
+        f"{MODULESDIR[1:]}/hsmtls.so", f"{ENGINESDIR[1:]}/hsmtls.so", f"{DEB_LIBDIR}/pkcs11/hsmtls-fault.so",
         f"{DEB_LIBDIR}/pkgconfig/hsmtls.pc", f"{DEB_LIBDIR}/cmake/hsmtls/hsmtlsConfig.cmake",
         f"{DEB_LIBDIR}/cmake/hsmtls/hsmtlsConfigVersion.cmake",
         f"{DEB_LIBDIR}/cmake/hsmtls/hsmtlsTargets.cmake",

@@ -21,6 +21,7 @@ static const char usage[] =
     "hsmtls demo [--sandbox DIR]\n"
     "hsmtls demo --cert CERT --key KEY [--client-cert CERT --client-key KEY] [--ca FILE]\n"
     "            [--pin-source FILE] [--module PATH]\n"
+    "hsmtls demo ... --fault PLAN\n"
     "  A TLS and a DTLS exchange between a server and a client in this process, each\n"
     "  signing with its key where it lives, with the signatures each token made.\n"
     "  Without --cert/--key: the SoftHSM2 sandbox in DIR (made or reused; default\n"
@@ -30,10 +31,11 @@ static const char usage[] =
     "  --client-cert/--client-key: the client's (without them the client does not\n"
     "  authenticate). --ca: the CA that verifies both certificates. --pin-source: a file\n"
     "  holding the PIN (else asked on the terminal, once). --module or HSMTLS_PKCS11_MODULE:\n"
-    "  the PKCS#11 module (else p11-kit's registry).";
+    "  the PKCS#11 module (else p11-kit's registry). --fault PLAN: hsmtls-fault in front of\n"
+    "  that module, misbehaving as PLAN says (C_Sign:delay=20ms; docs/fault.md).";
 
 struct demo_options {
-    const char *sandbox, *module, *pin_source, *ca;
+    const char *sandbox, *module, *pin_source, *ca, *fault;
     const char *verify_name;       /* the server certificate's name the client checks */
     struct demo_ref server_cert, server_key, client_cert, client_key;
 };
@@ -67,6 +69,8 @@ static int parse(int argc, char **argv, struct demo_options *o)
             slot = &o->sandbox;
         else if (strcmp(a, "--module") == 0)
             slot = &o->module;
+        else if (strcmp(a, "--fault") == 0)
+            slot = &o->fault;
         else if (strcmp(a, "--pin-source") == 0)
             slot = &o->pin_source;
         else if (strcmp(a, "--ca") == 0)
@@ -98,6 +102,32 @@ static int parse(int argc, char **argv, struct demo_options *o)
                         "key)\n");
         return -1;
     }
+    return 0;
+}
+
+/* --fault: hsmtls-fault in front of the module the demo would use, for the whole process
+ * (the module variables are read at the first PKCS#11 call, which comes after this). */
+static int use_fault(const char *plan)
+{
+    const char *real = getenv("HSMTLS_PKCS11_MODULE");
+    if (!real || !*real) {
+        fprintf(stderr, "hsmtls demo: --fault needs the module to put hsmtls-fault in front of: --module PATH or "
+                        "HSMTLS_PKCS11_MODULE\n");
+        return -1;
+    }
+    const char *fault = demo_fault_module();
+    if (access(fault, R_OK) != 0) {
+        fprintf(stderr, "hsmtls demo: --fault: the fault module %s is missing (build it, or install hsmtls)\n", fault);
+        return -1;
+    }
+    if (strstr(real, "hsmtls-fault")) {
+        fprintf(stderr, "hsmtls demo: --fault: the module %s is hsmtls-fault already: name the real one\n", real);
+        return -1;
+    }
+    setenv("HSMTLS_FAULT_MODULE", real, 1);
+    setenv("HSMTLS_FAULT", plan, 1);
+    printf("fault plan: %s (hsmtls-fault in front of %s)\n", plan, real);
+    setenv("HSMTLS_PKCS11_MODULE", fault, 1);
     return 0;
 }
 
@@ -270,6 +300,8 @@ int cmd_demo(int argc, char **argv)
      * below and the provider's key loads share one core, which reads the environment. */
     if (o.module)
         setenv("HSMTLS_PKCS11_MODULE", o.module, 1);
+    if (o.fault && use_fault(o.fault) < 0)
+        goto out;
     struct demo_ref *refs[] = { &o.server_cert, &o.server_key, &o.client_cert, &o.client_key };
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
         if (refs[i]->ref && demo_find_token(refs[i]) < 0)

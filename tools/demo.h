@@ -16,6 +16,10 @@ char *demo_sandbox_default_dir(void);
  * -1 with a message printed. */
 int demo_sandbox_prepare(const char *dir);
 
+/* The hsmtls-fault module for --fault: this build tree's for a binary running from it,
+ * else the installed one (LIBDIR/pkcs11/hsmtls-fault.so). */
+const char *demo_fault_module(void);
+
 /* A key or certificate the demo uses, and for a pkcs11: reference the token found for
  * it (its label: what the signature counts are read by). */
 struct demo_ref {

@@ -4,7 +4,8 @@
  * that runs from the build tree it was built in, else where `cmake --install` put it
  * (bin/hsmtls-sandbox): an installed hsmtls never uses the build or source tree, even
  * while they still exist (as provider/locate.c picks the provider). The paths are
- * compiled in (tools/CMakeLists.txt). */
+ * compiled in (tools/CMakeLists.txt). The fault module for --fault is found the same
+ * way (the build tree's, else the installed one). */
 #include "demo.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(HSMTLS_SANDBOX_SOURCE) && defined(HSMTLS_BUILD_DIR)
+#if defined(HSMTLS_BUILD_DIR)
 static int runs_from_build_tree(void)
 {
     char self[PATH_MAX], build[PATH_MAX];
@@ -39,6 +40,19 @@ static const char *sandbox_script(void)
     return HSMTLS_SANDBOX_INSTALLED;
 #else
     return "hsmtls-sandbox";
+#endif
+}
+
+const char *demo_fault_module(void)
+{
+#if defined(HSMTLS_FAULT_BUILD_PATH) && defined(HSMTLS_BUILD_DIR)
+    if (runs_from_build_tree() && access(HSMTLS_FAULT_BUILD_PATH, R_OK) == 0)
+        return HSMTLS_FAULT_BUILD_PATH;
+#endif
+#ifdef HSMTLS_FAULT_INSTALL_PATH
+    return HSMTLS_FAULT_INSTALL_PATH;
+#else
+    return "hsmtls-fault.so";
 #endif
 }
 
