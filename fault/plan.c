@@ -143,6 +143,17 @@ static void escape(const char *s, size_t len, char *out, size_t outsize)
     out[o] = '\0';
 }
 
+/* A value from the plan as a message may quote it: escaped, at most ~40 characters.
+ * Four rotating buffers (a message quotes at most two values). */
+static const char *shown(const char *s)
+{
+    static char buf[4][64];
+    static int k;
+    k = (k + 1) % 4;
+    escape(s, strlen(s), buf[k], sizeof buf[k]);
+    return buf[k];
+}
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -159,7 +170,7 @@ static int parse_count(struct parse *ps, const char *key, const char *value, uns
     errno = 0;
     unsigned long v = isdigit((unsigned char)value[0]) ? strtoul(value, &end, 10) : 0;
     if (!isdigit((unsigned char)value[0]) || errno || *end || v == 0)
-        return fail(ps, "%s=%s: expected a whole number from 1", key, value);
+        return fail(ps, "%s=%s: expected a whole number from 1", shown(key), shown(value));
     *out = v;
     return 0;
 }
@@ -172,7 +183,7 @@ static int parse_when(struct parse *ps, char *when, struct fault_rule *r)
         cond = trim(cond);
         char *eq = strchr(cond, '=');
         if (!eq)
-            return fail(ps, "condition \"%s\" has no '=': expected n=, every=, from=, for= or state=", cond);
+            return fail(ps, "condition \"%s\" has no '=': expected n=, every=, from=, for= or state=", shown(cond));
         *eq = '\0';
         char *key = trim(cond), *value = trim(eq + 1);
         if (strcmp(key, "n") == 0) {
@@ -185,7 +196,7 @@ static int parse_when(struct parse *ps, char *when, struct fault_rule *r)
             int is_from = key[1] == 'r';
             if (fault_duration_parse(value, is_from ? &r->from_ns : &r->for_ns) < 0)
                 return fail(ps, "%s=%s: bad duration: expected a number and a unit, ms or s (500ms, 2s, 1.5s)",
-                            key, value);
+                            shown(key), shown(value));
             if (is_from)
                 r->has_from = 1;
             else
@@ -193,11 +204,11 @@ static int parse_when(struct parse *ps, char *when, struct fault_rule *r)
         } else if (strcmp(key, "state") == 0) {
             size_t n = strlen(value);
             if (n == 0 || n >= sizeof r->state || strpbrk(value, " \t"))
-                return fail(ps, "state=%s: expected one word of 1 to %zu characters", value, sizeof r->state - 1);
+                return fail(ps, "state=%s: expected one word of 1 to %zu characters", shown(value), sizeof r->state - 1);
             memcpy(r->state, value, n + 1);
             r->has_state = 1;
         } else {
-            return fail(ps, "unknown condition \"%s\": expected n, every, from, for or state", key);
+            return fail(ps, "unknown condition \"%s\": expected n, every, from, for or state", shown(key));
         }
     }
     if (r->nth && r->every)
@@ -211,7 +222,7 @@ static int parse_action(struct parse *ps, char *action, struct fault_rule *r)
 {
     char *eq = strchr(action, '=');
     if (!eq)
-        return fail(ps, "action \"%s\": expected delay=TIME[~JITTER], error=CKR_NAME or hang=TIME", action);
+        return fail(ps, "action \"%s\": expected delay=TIME[~JITTER], error=CKR_NAME or hang=TIME", shown(action));
     *eq = '\0';
     char *key = trim(action), *value = trim(eq + 1);
     if (strcmp(key, "delay") == 0) {
@@ -219,24 +230,24 @@ static int parse_action(struct parse *ps, char *action, struct fault_rule *r)
         if (tilde)
             *tilde = '\0';
         if (fault_duration_parse(trim(value), &r->delay_ns) < 0)
-            return fail(ps, "delay=%s: bad duration: expected a number and a unit, ms or s (20ms, 1.5s)", value);
+            return fail(ps, "delay=%s: bad duration: expected a number and a unit, ms or s (20ms, 1.5s)", shown(value));
         if (tilde && fault_duration_parse(trim(tilde + 1), &r->jitter_ns) < 0)
             return fail(ps, "delay jitter ~%s: bad duration: expected a number and a unit, ms or s (5ms~2ms)",
-                        tilde + 1);
+                        shown(tilde + 1));
         r->action = FAULT_A_DELAY;
     } else if (strcmp(key, "hang") == 0) {
         if (fault_duration_parse(value, &r->delay_ns) < 0)
-            return fail(ps, "hang=%s: bad duration: expected a number and a unit, ms or s (10s)", value);
+            return fail(ps, "hang=%s: bad duration: expected a number and a unit, ms or s (10s)", shown(value));
         r->action = FAULT_A_HANG;
     } else if (strcmp(key, "error") == 0) {
         if (fault_rv_parse(value, &r->error) < 0)
             return fail(ps, "unknown return code \"%s\": expected a CKR_ name (CKR_DEVICE_ERROR) or a number",
-                        value);
+                        shown(value));
         if (r->error == CKR_OK)
-            return fail(ps, "error=%s: CKR_OK is no error", value);
+            return fail(ps, "error=%s: CKR_OK is no error", shown(value));
         r->action = FAULT_A_ERROR;
     } else {
-        return fail(ps, "unknown action \"%s\": expected delay, error or hang", key);
+        return fail(ps, "unknown action \"%s\": expected delay, error or hang", shown(key));
     }
     return 0;
 }
@@ -267,7 +278,7 @@ static int parse_rule(struct parse *ps, char *text, struct fault_rule *r)
             special = (int)i;
     if (special >= 0) {
         if (strcmp(action, specials[special].action) != 0)
-            return fail(ps, "unknown action \"%s\" for %s: expected %s:%s", action, target,
+            return fail(ps, "unknown action \"%s\" for %s: expected %s:%s", shown(action), shown(target),
                         specials[special].target, specials[special].action);
         r->target = specials[special].kind;
     } else {
@@ -276,13 +287,13 @@ static int parse_rule(struct parse *ps, char *text, struct fault_rule *r)
         } else if (strncmp(target, "C_", 2) == 0) {
             r->function = fault_function_index(target);
             if (r->function < 0)
-                return fail(ps, "unknown function \"%s\"", target);
+                return fail(ps, "unknown function \"%s\"", shown(target));
             if (r->function == FAULT_FN_C_GetFunctionList)
                 return fail(ps, "C_GetFunctionList cannot be faulted (it is how the module is found)");
             r->target = FAULT_T_FUNCTION;
         } else {
             return fail(ps, "unknown target \"%s\": expected a PKCS#11 function (C_Sign), *, token:remove, "
-                            "device:down, sessions:invalidate or objects:stale", target);
+                            "device:down, sessions:invalidate or objects:stale", shown(target));
         }
         if (parse_action(ps, action, r) < 0)
             return -1;
