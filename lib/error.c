@@ -14,6 +14,11 @@
 
 #include <openssl/err.h>
 
+/* The one masking function (PINs as "***", control characters and invalid UTF-8 as \xNN),
+ * the same code the PKCS#11 core's hsmtls_p11_mask_text() runs: libhsmtls does not link
+ * the core. */
+#include "../pkcs11/mask_text.h"
+
 /* ---- the thread's last message ---- */
 
 static _Thread_local struct hsmtls_err last;
@@ -94,23 +99,37 @@ static void sb_add(struct sbuf *b, const char *fmt, ...)
 
 /* ---- shortening quoted input ---- */
 
-struct hsmtls_short hsmtls__short(const char *text)
+struct hsmtls_short hsmtls__short(const char *raw)
 {
     struct hsmtls_short out;
-    if (!text) {
+    if (!raw) {
         snprintf(out.s, sizeof out.s, "(null)");
         return out;
     }
+    char *masked = hsmtls_mask_text_impl(raw);
+    if (!masked) {
+        snprintf(out.s, sizeof out.s, "(out of memory)");
+        return out;
+    }
+    const char *text = masked;
     size_t len = strlen(text);
     if (len <= HSMTLS_QUOTE_MAX) {
         memcpy(out.s, text, len + 1);
+        free(masked);
         return out;
     }
-    /* cut on a character boundary, so a UTF-8 path stays valid text */
+    /* cut on a character boundary, so a UTF-8 path stays valid text, and not inside a
+     * \xNN escape */
     size_t keep = HSMTLS_QUOTE_MAX;
     while (keep > 0 && ((unsigned char)text[keep] & 0xC0) == 0x80)
         keep--;
-    snprintf(out.s, sizeof out.s, "%.*s...(%zu bytes)", (int)keep, text, len);
+    for (size_t k = keep >= 3 ? keep - 3 : 0; k < keep; k++)
+        if (text[k] == '\\' && text[k + 1] == 'x') {
+            keep = k;
+            break;
+        }
+    snprintf(out.s, sizeof out.s, "%.*s...(%zu bytes)", (int)keep, text, strlen(raw));
+    free(masked);
     return out;
 }
 
@@ -182,7 +201,10 @@ static void store(struct hsmtls_err *e, const char *text, size_t len)
 
 static int finish(struct hsmtls_err *e, int status, struct sbuf *b)
 {
-    const char *text = b->oom || !b->s ? "out of memory" : b->s;
+    /* The whole message once more through the mask: whatever a caller quoted without
+     * hsmtls__short, no PIN and no control character gets out (idempotent). */
+    char *masked = b->oom || !b->s ? NULL : hsmtls_mask_text_impl(b->s);
+    const char *text = masked ? masked : "out of memory";
     size_t len = strlen(text);
     if (e) {
         store(e, text, len);
@@ -191,6 +213,7 @@ static int finish(struct hsmtls_err *e, int status, struct sbuf *b)
     register_last();
     store(&last, text, len);
     last.code = status;
+    free(masked);
     free(b->s);
     return status;
 }

@@ -19,6 +19,9 @@
 #include <openssl/store.h>
 #include <openssl/ui.h>
 
+/* hsmtls_mask_text_impl: the one masking function (see lib/error.c) */
+#include "../pkcs11/mask_text.h"
+
 #define MAX_ATTEMPTS 3
 
 int hsmtls__is_token_ref(const char *ref)
@@ -35,8 +38,8 @@ char *hsmtls__redact(const char *ref)
         return NULL;
     const char *q = hsmtls__is_token_ref(ref) ? strchr(ref, '?') : NULL;
     if (!q) {
-        strcpy(out, ref);
-        return out;
+        free(out);
+        return hsmtls_mask_text_impl(ref);
     }
     /* Keep the path and every query attribute but pin-value. */
     size_t n = (size_t)(q - ref);
@@ -56,7 +59,10 @@ char *hsmtls__redact(const char *ref)
             p++;
     }
     out[n] = '\0';
-    return out;
+    /* and masked: a second '?' or a misspelt pin attribute keeps no PIN either */
+    char *masked = hsmtls_mask_text_impl(out);
+    free(out);
+    return masked;
 }
 
 /* The token= attribute of a pkcs11: URI, percent-decoded into buf; NULL when none. */

@@ -4,6 +4,7 @@
  * overwritten, "a;;b" ending the path early), so the text is checked and rebuilt here
  * first, and p11-kit only ever sees a URI it reads the way the user meant it. */
 #include "hsmtls/p11_uri.h"
+#include "mask_text.h"
 #include "p11_internal.h"
 
 #include <limits.h>
@@ -49,7 +50,8 @@ static const struct attr_def attr_defs[] = {
 
 struct hsmtls_p11_uri {
     P11KitUri *p11;
-    char *masked;
+    char *masked;      /* hsmtls_p11_mask_text(): to print */
+    char *plain;       /* pin-value segments masked, nothing escaped: without_pin's source */
     char *label;       /* CKA_LABEL NUL-terminated; p11-kit's copy is not */
     unsigned seen;     /* bit i: attr_defs[i] was given */
     int has_slot_id;   /* kept here: p11-kit 0.24 wraps an over-long slot-id silently, */
@@ -102,7 +104,10 @@ static int is_secret(const struct seg *s)
     return 0;
 }
 
-static char *mask(const char *text)
+/* The URI with each secret segment masked and nothing escaped, for
+ * hsmtls_p11_uri_without_pin (which drops those segments). Printing uses
+ * hsmtls_p11_mask_text. */
+static char *mask_segments(const char *text)
 {
     char *out = NULL;
     size_t n;
@@ -141,7 +146,7 @@ char *hsmtls_p11_uri_without_pin(const hsmtls_p11_uri *uri)
     FILE *f = open_memstream(&out, &n);
     if (!f)
         return NULL;
-    const char *pos = uri->masked + 7;
+    const char *pos = uri->plain + 7;
     fputs("pkcs11:", f);
     int in_query = 0, path_segs = 0, query_segs = 0;
     struct seg s;
@@ -174,8 +179,12 @@ static int bad(const hsmtls_p11_uri *uri, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return hsmtls_p11_error_set(CKR_ARGUMENTS_BAD, "invalid PKCS#11 URI \"%s\": %s",
-                                uri->masked, what);
+    /* what quotes names and values as written: masked and escaped like the URI */
+    char *shown = hsmtls_p11_mask_text(what);
+    int rc = hsmtls_p11_error_set(CKR_ARGUMENTS_BAD, "invalid PKCS#11 URI \"%s\": %s",
+                                  uri->masked, shown ? shown : "(out of memory)");
+    free(shown);
+    return rc;
 }
 
 static int hexval(char c)
@@ -391,7 +400,8 @@ hsmtls_p11_uri *hsmtls_p11_uri_parse(const char *text)
     }
     char *clean = NULL;
     hsmtls_p11_uri *uri = calloc(1, sizeof *uri);
-    if (!uri || !(uri->masked = mask(text)) || !(uri->p11 = p11_kit_uri_new())) {
+    if (!uri || !(uri->masked = hsmtls_p11_mask_text(text)) || !(uri->plain = mask_segments(text)) ||
+        !(uri->p11 = p11_kit_uri_new())) {
         nomem();
         goto fail;
     }
@@ -437,11 +447,14 @@ void hsmtls_p11_uri_free(hsmtls_p11_uri *uri)
         p11_kit_uri_free(uri->p11);
     }
     free(uri->masked);
+    free(uri->plain);
     free(uri->label);
     free(uri);
 }
 
 const char *hsmtls_p11_uri_masked(const hsmtls_p11_uri *uri) { return uri->masked; }
+
+char *hsmtls_p11_mask_text(const char *text) { return hsmtls_mask_text_impl(text); }
 P11KitUri *hsmtls_p11_uri_p11kit(const hsmtls_p11_uri *uri) { return uri->p11; }
 const char *hsmtls_p11_uri_object_label(const hsmtls_p11_uri *uri) { return uri->label; }
 

@@ -29,6 +29,10 @@ int cli_parse_seconds(const char *verb, const char *opt, const char *text, int z
 /* One line into buf without its line end: from the terminal without echo after prompt
  * (on stderr), or from a pipe as it comes. Its length, or -1 at end of input. */
 int cli_read_hidden(const char *prompt, char *buf, size_t size);
+/* Text a message quotes (input, a URI, a path, a library's message) as
+ * hsmtls_p11_mask_text() shows it: no PIN, control characters as \xNN. The string lives
+ * until the eighth call after. */
+const char *cli_q(const char *text);
 /* Prints "hsmtls: <what>: <core message>" and returns CLI_FAILED. */
 int cli_fail(const char *what);
 /* Bytes as lowercase hex, in a static buffer (truncated past 64 bytes). */

@@ -1,6 +1,7 @@
 /* What every verb shares: the common options, strict numbers, PIN prompting, error
  * printing. The TLS and DTLS verbs' own shared parts are in cli_tls.c. */
 #include "cli.h"
+#include "hsmtls/p11_uri.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -30,7 +31,7 @@ int cli_parse_common(int argc, char **argv, struct cli_options *opt, const char 
             i++;
             break;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "hsmtls: unknown or incomplete option %s\nusage: %s\n", a, usage);
+            fprintf(stderr, "hsmtls: unknown or incomplete option %s\nusage: %s\n", cli_q(a), usage);
             return -1;
         } else {
             break;
@@ -46,9 +47,9 @@ int cli_parse_count(const char *verb, const char *opt, const char *text, long mi
     long v = strtol(text, &end, 10);
     if (end == text || *end || errno == ERANGE || v < min || v > max) {
         if (max == LONG_MAX)
-            fprintf(stderr, "hsmtls %s: %s \"%s\": expected a whole number, %ld or more\n", verb, opt, text, min);
+            fprintf(stderr, "hsmtls %s: %s \"%s\": expected a whole number, %ld or more\n", verb, opt, cli_q(text), min);
         else
-            fprintf(stderr, "hsmtls %s: %s \"%s\": expected a whole number from %ld to %ld\n", verb, opt, text,
+            fprintf(stderr, "hsmtls %s: %s \"%s\": expected a whole number from %ld to %ld\n", verb, opt, cli_q(text),
                     min, max);
         return -1;
     }
@@ -64,7 +65,7 @@ int cli_parse_seconds(const char *verb, const char *opt, const char *text, int z
     /* the cap keeps a wait in milliseconds within an int (poll's) */
     if (end == text || *end || errno == ERANGE || !isfinite(v) || v < 0 || (v == 0 && !zero_ok) ||
         v > CLI_MAX_SECONDS) {
-        fprintf(stderr, "hsmtls %s: %s \"%s\": expected seconds, %s and at most %d\n", verb, opt, text,
+        fprintf(stderr, "hsmtls %s: %s \"%s\": expected seconds, %s and at most %d\n", verb, opt, cli_q(text),
                 zero_ok ? "0 or more" : "more than 0", CLI_MAX_SECONDS);
         return -1;
     }
@@ -100,7 +101,7 @@ static int prompt_pin(const hsmtls_p11_pin_request *req, char *pin, size_t size,
     (void)arg;
     char prompt[256];
     snprintf(prompt, sizeof prompt, "%sPIN for token \"%s\": ", req->retry ? "(the last PIN was rejected) " : "",
-             req->token_label);
+             cli_q(req->token_label));
     return cli_read_hidden(prompt, pin, size);
 }
 
@@ -115,9 +116,22 @@ hsmtls_p11_lookup cli_lookup(const struct cli_options *opt)
     return l;
 }
 
+const char *cli_q(const char *text)
+{
+    static char *kept[8];
+    static unsigned next;
+    char *masked = hsmtls_p11_mask_text(text ? text : "(null)");
+    if (!masked)
+        return "(out of memory)";
+    unsigned i = next++ % 8;
+    free(kept[i]);
+    kept[i] = masked;
+    return masked;
+}
+
 int cli_fail(const char *what)
 {
-    fprintf(stderr, "hsmtls: %s: %s\n", what, hsmtls_p11_error_message());
+    fprintf(stderr, "hsmtls: %s: %s\n", what, cli_q(hsmtls_p11_error_message()));
     return CLI_FAILED;
 }
 

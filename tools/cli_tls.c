@@ -61,7 +61,7 @@ static int cli_tls_option(struct cli_tls *o, int argc, char **argv, int *i)
     if (!slot)
         return 0;
     if (*i + 1 >= argc) {
-        fprintf(stderr, "hsmtls %s: %s needs a value\n", o->verb, a);
+        fprintf(stderr, "hsmtls %s: %s needs a value\n", o->verb, cli_q(a));
         return -1;
     }
     *slot = argv[++*i];
@@ -90,7 +90,7 @@ int cli_tls_parse(struct cli_tls *o, int argc, char **argv, const char *usage, c
         if (taken < 0)
             return CLI_USAGE;
         if (!taken) {
-            fprintf(stderr, "hsmtls %s: %s: unknown option or missing value\nusage: %s\n", o->verb, a, usage);
+            fprintf(stderr, "hsmtls %s: %s: unknown option or missing value\nusage: %s\n", o->verb, cli_q(a), usage);
             return CLI_USAGE;
         }
         i += taken - 1;
@@ -142,16 +142,17 @@ int cli_tls_setup(const struct cli_tls *o, hsmtls_config *cfg, const char *cert,
 void cli_config_error(const char *verb, const hsmtls_config *cfg)
 {
     const char *msg = cfg ? hsmtls_config_error(cfg) : hsmtls_error_message();
-    fprintf(stderr, "hsmtls %s: %s\n", verb, msg);
+    fprintf(stderr, "hsmtls %s: %s\n", verb, cli_q(msg));
     if (strstr(msg, "no PIN/passphrase callback"))
         fprintf(stderr, "hsmtls %s: give it with --pin-source FILE (or pin-value= in a pkcs11: URI)\n", verb);
 }
 
 void cli_describe_key(const char *verb, const char *what, const hsmtls_config *cfg)
 {
-    fprintf(stderr, "hsmtls %s: %scertificate %s, private key %s: %s\n", verb, what, hsmtls_config_cert_subject(cfg),
+    fprintf(stderr, "hsmtls %s: %scertificate %s, private key %s: %s\n", verb, cli_q(what),
+            cli_q(hsmtls_config_cert_subject(cfg)),
             hsmtls_config_key_location(cfg) == HSMTLS_LOC_TOKEN ? "on a token" : "in a file",
-            hsmtls_config_key_ref(cfg));
+            cli_q(hsmtls_config_key_ref(cfg)));
 }
 
 int cli_split_target(char *target, char **host, char **port)
@@ -178,7 +179,7 @@ int cli_session_resume(const char *verb, const char *file, hsmtls_conn *conn, hs
 {
     FILE *f = fopen(file, "rb");
     if (!f) {
-        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, file, strerror(errno));
+        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, cli_q(file), strerror(errno));
         return -1;
     }
     unsigned char buf[65536];
@@ -186,18 +187,18 @@ int cli_session_resume(const char *verb, const char *file, hsmtls_conn *conn, hs
     int err = ferror(f) ? errno : 0;
     fclose(f);
     if (err) {
-        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, file, strerror(err));
+        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, cli_q(file), strerror(err));
         return -1;
     }
     hsmtls_session *s = hsmtls_session_load(buf, n);
     if (!s) {
-        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, file, hsmtls_error_message());
+        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, cli_q(file), cli_q(hsmtls_error_message()));
         return -1;
     }
     int rc = dtls ? hsmtls_dtls_set_session(dtls, s) : hsmtls_conn_set_session(conn, s);
     if (rc != HSMTLS_OK)
-        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, file,
-                dtls ? hsmtls_dtls_error_message(dtls) : hsmtls_conn_error_message(conn));
+        fprintf(stderr, "hsmtls %s: %s: %s\n", verb, cli_q(file),
+                cli_q(dtls ? hsmtls_dtls_error_message(dtls) : hsmtls_conn_error_message(conn)));
     hsmtls_session_free(s);
     return rc == HSMTLS_OK ? 0 : -1;
 }
@@ -205,14 +206,14 @@ int cli_session_resume(const char *verb, const char *file, hsmtls_conn *conn, hs
 int cli_session_write(const char *verb, hsmtls_session *s, const char *file)
 {
     if (!s) {
-        fprintf(stderr, "hsmtls %s: no session to keep in %s (the server gave none)\n", verb, file);
+        fprintf(stderr, "hsmtls %s: no session to keep in %s (the server gave none)\n", verb, cli_q(file));
         return -1;
     }
     int n = hsmtls_session_save(s, NULL, 0);
     unsigned char *buf = n > 0 ? malloc((size_t)n) : NULL;
     if (!buf || hsmtls_session_save(s, buf, (size_t)n) != n) {
-        fprintf(stderr, "hsmtls %s: cannot keep the session in %s: %s\n", verb, file,
-                n > 0 && !buf ? "out of memory" : hsmtls_error_message());
+        fprintf(stderr, "hsmtls %s: cannot keep the session in %s: %s\n", verb, cli_q(file),
+                n > 0 && !buf ? "out of memory" : cli_q(hsmtls_error_message()));
         free(buf);
         return -1;
     }
@@ -227,10 +228,10 @@ int cli_session_write(const char *verb, hsmtls_session *s, const char *file)
         err = errno;
     free(buf);
     if (err) {
-        fprintf(stderr, "hsmtls %s: cannot keep the session in %s: %s\n", verb, file, strerror(err));
+        fprintf(stderr, "hsmtls %s: cannot keep the session in %s: %s\n", verb, cli_q(file), strerror(err));
         return -1;
     }
-    fprintf(stderr, "hsmtls %s: session kept in %s (%s, ticket lifetime %lu s)\n", verb, file,
+    fprintf(stderr, "hsmtls %s: session kept in %s (%s, ticket lifetime %lu s)\n", verb, cli_q(file),
             hsmtls_session_has_ticket(s) ? "with a ticket" : "no ticket", hsmtls_session_ticket_lifetime_hint(s));
     return 0;
 }
@@ -280,7 +281,7 @@ int cli_sni_setup(struct cli_sni *t, const struct cli_tls *o, hsmtls_config *mai
     for (int i = 0; i < o->n_sni; i++) {
         char *copy = strdup(o->sni[i]), *name, *cert, *key;
         if (!copy || split_sni(copy, &name, &cert, &key) != 0) {
-            fprintf(stderr, "hsmtls %s: --sni %s: expected NAME:CERT:KEY\n", o->verb, o->sni[i]);
+            fprintf(stderr, "hsmtls %s: --sni %s: expected NAME:CERT:KEY\n", o->verb, cli_q(o->sni[i]));
             free(copy);
             return CLI_USAGE;
         }
@@ -319,7 +320,7 @@ int cli_socket(const char *verb, const char *host, const char *port, int type, i
     struct addrinfo *res;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        fprintf(stderr, "hsmtls %s: %s port %s: %s\n", verb, host ? host : "*", port, gai_strerror(rc));
+        fprintf(stderr, "hsmtls %s: %s port %s: %s\n", verb, host ? cli_q(host) : "*", cli_q(port), gai_strerror(rc));
         return -1;
     }
     int fd = -1, err = 0;
@@ -353,7 +354,7 @@ int cli_socket(const char *verb, const char *host, const char *port, int type, i
     freeaddrinfo(res);
     if (fd < 0)
         fprintf(stderr, "hsmtls %s: cannot %s %s port %s: %s\n", verb,
-                !bind_it ? "connect to" : type == SOCK_STREAM ? "listen on" : "bind", host ? host : "all addresses",
-                port, strerror(err));
+                !bind_it ? "connect to" : type == SOCK_STREAM ? "listen on" : "bind",
+                host ? cli_q(host) : "all addresses", cli_q(port), strerror(err));
     return fd;
 }

@@ -51,7 +51,7 @@ static void on_signal(int sig)
 static void drop(struct client *c, const char *why)
 {
     if (why)
-        fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, why);
+        fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, cli_q(why));
     hsmtls_conn_free(c->conn);
     close(c->fd);
     free(c->in);
@@ -104,13 +104,13 @@ static int step(struct client *c)
             return 0;
         }
         if (r != HSMTLS_OK) {
-            fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, hsmtls_conn_error_message(c->conn));
+            fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, cli_q(hsmtls_conn_error_message(c->conn)));
             return -1;
         }
         c->handshaken = 1;
         const char *sni = hsmtls_conn_hostname(c->conn);
-        fprintf(stderr, "hsmtls serve: client %u: %s%s%s\n", c->id, hsmtls_conn_summary(c->conn),
-                sni ? "; SNI " : "", sni ? sni : "");
+        fprintf(stderr, "hsmtls serve: client %u: %s%s%s\n", c->id, cli_q(hsmtls_conn_summary(c->conn)),
+                sni ? "; SNI " : "", sni ? cli_q(sni) : "");
     }
     char buf[16384];
     for (;;) {
@@ -121,7 +121,7 @@ static int step(struct client *c)
                 return 0;
             }
             if (r < 0) {
-                fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, hsmtls_conn_error_message(c->conn));
+                fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, cli_q(hsmtls_conn_error_message(c->conn)));
                 return -1;
             }
             memmove(c->out, c->out + r, c->out_len - (size_t)r);
@@ -143,7 +143,7 @@ static int step(struct client *c)
             return 0;
         }
         if (r < 0) {
-            fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, hsmtls_conn_error_message(c->conn));
+            fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, cli_q(hsmtls_conn_error_message(c->conn)));
             return -1;
         }
         if (r == 0)
@@ -163,7 +163,7 @@ static int read_file(const char *file, unsigned char **data, size_t *len)
 {
     FILE *f = fopen(file, "rb");
     if (!f) {
-        fprintf(stderr, "hsmtls serve: %s: %s\n", file, strerror(errno));
+        fprintf(stderr, "hsmtls serve: %s: %s\n", cli_q(file), strerror(errno));
         return -1;
     }
     size_t cap = 4096, n = 0;
@@ -182,7 +182,7 @@ static int read_file(const char *file, unsigned char **data, size_t *len)
     int err = ferror(f);
     fclose(f);
     if (!buf || err || n == 0) {
-        fprintf(stderr, "hsmtls serve: %s: %s\n", file, !buf ? "out of memory" : n == 0 ? "empty" : "read error");
+        fprintf(stderr, "hsmtls serve: %s: %s\n", cli_q(file), !buf ? "out of memory" : n == 0 ? "empty" : "read error");
         free(buf);
         return -1;
     }
@@ -281,12 +281,12 @@ int cmd_serve(int argc, char **argv)
     if (lfd < 0)
         goto early_exit;
     cli_describe_key("serve", "", cfg);
-    fprintf(stderr, "hsmtls serve: listening on %s port %s%s\n", o.bind ? o.bind : "all addresses", o.port,
+    fprintf(stderr, "hsmtls serve: listening on %s port %s%s\n", o.bind ? cli_q(o.bind) : "all addresses", cli_q(o.port),
             o.verify_client ? ", client certificates required" : o.ca ? ", client certificates verified when sent" : "");
     if (x.alpn)
-        fprintf(stderr, "hsmtls serve: ALPN %s\n", x.alpn);
+        fprintf(stderr, "hsmtls serve: ALPN %s\n", cli_q(x.alpn));
     if (ocsp_file)
-        fprintf(stderr, "hsmtls serve: stapling the OCSP response in %s\n", ocsp_file);
+        fprintf(stderr, "hsmtls serve: stapling the OCSP response in %s\n", cli_q(ocsp_file));
 
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGINT, &sa, NULL);

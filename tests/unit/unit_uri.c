@@ -252,7 +252,7 @@ static const struct { const char *uri, *what, *quoted; } bad_uris[] = {
     { "pkcs11:token=123456789012345678901234567890123",
       "\"token\" is longer than the 32 bytes", NULL },
     { "pkcs11:serial=12345678901234567", "\"serial\" is longer than the 16 bytes", NULL },
-    { "pkcs11:token=a\tb", "control character in \"token\"", NULL },
+    { "pkcs11:token=a\tb", "control character in \"token\"", "pkcs11:token=a\\x09b" },
     { "pkcs11:token=x;pin-value=" PIN,
       "\"pin-value\" is a query attribute", "pkcs11:token=x;pin-value=***" },
     { "pkcs11:?token=x", "\"token\" is a path attribute", NULL },
@@ -505,6 +505,71 @@ static void test_format(void)
           hsmtls_p11_error_rv() == CKR_ARGUMENTS_BAD);
 }
 
+/* hsmtls_p11_mask_text: the one masking function for quoted input (libhsmtls runs the
+ * same code). Every shape of PIN a URI or a message can carry is "***", control bytes
+ * and invalid UTF-8 are \xNN, valid UTF-8 and ordinary text pass, and it is idempotent. */
+static void test_mask_text(void)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        /* a second '?' and the '&' orders (the PIN "5678" must go) */
+        { "pkcs11:token=s;object=k;type=private?pin-value=5678&x=1",
+          "pkcs11:token=s;object=k;type=private?pin-value=***&x=1" },
+        { "pkcs11:token=s?x=1?pin-value=5678", "pkcs11:token=s?x=1?pin-value=***" },
+        { "pkcs11:token=s?x=1&pin-value=5678", "pkcs11:token=s?x=1&pin-value=***" },
+        { "pkcs11:token=s?pin-value=5678?x=1&y=2", "pkcs11:token=s?pin-value=***&y=2" },
+        { "pkcs11:token=s?pin-value=56&78&module-name=m", "pkcs11:token=s?pin-value=***&module-name=m" },
+        /* percent-encoded and misspelt names, any case, the path part */
+        { "pkcs11:token=s?pin%2dvalue=5678", "pkcs11:token=s?pin%2dvalue=***" },
+        { "pkcs11:token=s?%70in-value=5678", "pkcs11:token=s?%70in-value=***" },
+        { "pkcs11:token=s?PIN-VALUE=5678", "pkcs11:token=s?PIN-VALUE=***" },
+        { "pkcs11:token=s?pin_value=5678", "pkcs11:token=s?pin_value=***" },
+        { "pkcs11:token=s;pin-value=5678;object=k", "pkcs11:token=s;pin-value=***" },
+        { "pkcs11:object=k?pin-value5678", "pkcs11:object=k?***" },
+        { "pkcs11:object=k?pin-value=", "pkcs11:object=k?pin-value=***" },
+        /* pin-source names a file: kept */
+        { "pkcs11:token=s?pin-source=/etc/pin&pin-value=5678",
+          "pkcs11:token=s?pin-source=/etc/pin&pin-value=***" },
+        /* OpenSSL's data quoting a URI, and messages around masked URIs */
+        { "calling stat(pkcs11:token=s?pin-value=5678&x=1)", "calling stat(pkcs11:token=s?pin-value=***&x=1)" },
+        { "calling stat(pkcs11:token=s?pin-value=5678)", "calling stat(pkcs11:token=s?pin-value=***" },
+        { "key \"pkcs11:a?pin-value=***\": no key; the PIN was wrong (pin-source file /p)",
+          "key \"pkcs11:a?pin-value=***\": no key; the PIN was wrong (pin-source file /p)" },
+        { "object=pin;id=%01 spinning pins", "object=pin;id=%01 spinning pins" },
+        /* control characters and invalid UTF-8 */
+        { "a\nb\x1b[31mc\x7f\td\r", "a\\x0ab\\x1b[31mc\\x7f\\x09d\\x0d" },
+        { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91" },
+        { "\xff\xc3(\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80",
+          "\\xff\\xc3(\\xc0\\xaf\\xed\\xa0\\x80\\xf4\\x90\\x80\\x80" },
+        { "", "" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = hsmtls_p11_mask_text(cases[i].in);
+        char *again = got ? hsmtls_p11_mask_text(got) : NULL;
+        CHECK_MSG(streq(got, cases[i].out) && streq(again, got), cases[i].in);
+        if (!streq(got, cases[i].out) || !streq(again, got))
+            fprintf(stderr, "  got %s\n  again %s\n", got ? got : "(null)", again ? again : "(null)");
+        CHECK(!contains(got, "5678"));
+        free(again);
+        free(got);
+    }
+    CHECK(hsmtls_p11_mask_text(NULL) == NULL);
+    /* random bytes: never a control byte out, never the PIN after a pin name */
+    char in[200];
+    for (int round = 0; round < 2000; round++) {
+        size_t n = rng() % (sizeof in - 20);
+        for (size_t i = 0; i < n; i++)
+            in[i] = (char)(1 + rng() % 255);
+        memcpy(in + n, "&pin=5678", 10);
+        char *got = hsmtls_p11_mask_text(in);
+        int ok = got != NULL && !contains(got, "5678");
+        for (const char *p = got; ok && *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                ok = 0;
+        CHECK(ok);
+        free(got);
+    }
+}
+
 /* %00 decodes to a NUL byte. Binary attributes (id) keep it; every other attribute is a
  * string that a NUL would end early (object=ec-p256%00junk used to find "ec-p256", a
  * pin-value or pin-source would be cut at it), so a URI with one is refused, naming the
@@ -705,6 +770,7 @@ int main(void)
     test_match_token_slot_module();
     test_match_object();
     test_format();
+    test_mask_text();
     test_nul_bytes();
     test_malformed_more();
     test_long_input();

@@ -26,8 +26,18 @@ typedef struct hsmtls_p11_uri hsmtls_p11_uri;
 hsmtls_p11_uri *hsmtls_p11_uri_parse(const char *text);
 void hsmtls_p11_uri_free(hsmtls_p11_uri *uri);
 
-/* The URI text with any pin-value replaced by "***": safe to print or log. */
+/* The URI text as hsmtls_p11_mask_text() shows it (pin-value "***", control characters
+ * escaped): safe to print or log. */
 const char *hsmtls_p11_uri_masked(const hsmtls_p11_uri *uri);
+
+/* Any text that a message quotes (a URI, a path, command-line input, OpenSSL's error
+ * data, or a whole message), made safe to print: the value after any name= whose name
+ * contains "pin" (percent-decoded, any case; not pin-source, which names a file) becomes
+ * "***" up to the next "&name=" or the end, a segment like "?pin1234" becomes "***", and
+ * control characters (below 0x20, 0x7f) and bytes that are not valid UTF-8 become \xNN.
+ * Idempotent. libhsmtls masks its messages with the same code. malloc'd (free()); NULL
+ * for NULL or when out of memory. */
+char *hsmtls_p11_mask_text(const char *text);
 
 /* The URI text without pin-value (other attributes as written), malloc'd: what may be
  * stored in a file. */
