@@ -1,11 +1,39 @@
 /* The URI key file: a few DER bytes around a URI, wrapped in PEM by OpenSSL. */
 #include "hsmtls/p11_keyfile.h"
+#include "hsmtls/p11_uri.h"
 #include "p11_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
+
+/* A key file is a name for a key, readable by any program that loads it: it may not
+ * choose the library that program loads (module-path, module-name: any .so's
+ * constructor would run) nor its PIN (pin-value, or pin-source: any readable file's first
+ * line would be sent to the token). Those come from the program's own configuration or
+ * a URI the program itself was given. 0, or -1 with the attribute named (the URI must
+ * parse, too). */
+static int keyfile_uri_allowed(const char *text)
+{
+    hsmtls_p11_uri *u = hsmtls_p11_uri_parse(text);
+    if (!u)
+        return -1;
+    const char *which = hsmtls_p11_uri_module_path(u)   ? "module-path"
+                        : hsmtls_p11_uri_module_name(u) ? "module-name"
+                        : hsmtls_p11_uri_pin_source(u)  ? "pin-source"
+                        : hsmtls_p11_uri_pin_value(u)   ? "pin-value"
+                                                        : NULL;
+    int module = which && strncmp(which, "module", 6) == 0;
+    hsmtls_p11_uri_free(u);
+    if (!which)
+        return 0;
+    return hsmtls_p11_error_set(CKR_ACTION_PROHIBITED,
+        "a key file may not name \"%s\": %s comes from the program's own configuration "
+        "(%s), never from a key file", which, module ? "the PKCS#11 module" : "the PIN",
+        module ? "openssl.cnf's pkcs11-module-path, HSMTLS_PKCS11_MODULE, p11-kit's registry"
+               : "openssl.cnf's pkcs11-pin-source or pkcs11-pin, a PIN prompt or callback");
+}
 
 /* DER tag, length (short or long form) and value. */
 static size_t put_tlv(unsigned char *out, unsigned char tag, const void *value, size_t len)
@@ -47,10 +75,13 @@ static size_t get_tlv(const unsigned char *in, size_t avail, unsigned char tag, 
 char *hsmtls_p11_keyfile_pem(const char *uri)
 {
     size_t ulen = strlen(uri), dlen = strlen(HSMTLS_P11_KEYFILE_DESC);
-    if (ulen > 60000) {
-        hsmtls_p11_error_set(CKR_ARGUMENTS_BAD, "URI too long for a key file");
+    if (ulen > HSMTLS_P11_KEYFILE_MAX_URI) {
+        hsmtls_p11_error_set(CKR_ARGUMENTS_BAD, "URI too long for a key file (%zu bytes, at most %d)",
+                             ulen, HSMTLS_P11_KEYFILE_MAX_URI);
         return NULL;
     }
+    if (keyfile_uri_allowed(uri) < 0)
+        return NULL;
     unsigned char body[65536], der[65536 + 8];
     size_t blen = put_tlv(body, 0x1a, HSMTLS_P11_KEYFILE_DESC, dlen);
     blen += put_tlv(body + blen, 0x0c, uri, ulen);
@@ -99,5 +130,9 @@ char *hsmtls_p11_keyfile_uri_from_der(const unsigned char *der, size_t len)
     }
     memcpy(uri, u, uri_len);
     uri[uri_len] = '\0';
+    if (keyfile_uri_allowed(uri) < 0) {
+        free(uri);
+        return NULL;
+    }
     return uri;
 }

@@ -186,7 +186,8 @@ static char *uri_of(hsmtls_provctx *pc, const unsigned char *der, size_t len)
 {
     char *uri = hsmtls_p11_keyfile_uri_from_der(der, len);
     if (!uri)
-        HSMTLS_PROV_ERR(pc, HSMTLS_R_BAD_ARGUMENT, "malformed PKCS#11 URI key file: %s",
+        HSMTLS_PROV_ERR(pc, HSMTLS_R_BAD_ARGUMENT, "%s PKCS#11 URI key file: %s",
+                        hsmtls_p11_error_rv() == CKR_ACTION_PROHIBITED ? "refused" : "malformed",
                         hsmtls_p11_error_message());
     return uri;
 }

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "hsmtls/p11_keyfile.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,25 +54,36 @@ int cmd_keyfile(int argc, char **argv)
         cli_fail("keyfile");
         goto done;
     }
-    if (!(stored = hsmtls_p11_uri_without_pin(uri)) || !(pem = hsmtls_p11_keyfile_pem(stored))) {
+    /* The file holds the path part only: the query attributes (pin-value, pin-source,
+     * module-path, module-name) told this command how to reach the token; the program
+     * that reads the file takes them from its own configuration, and refuses a key file
+     * that names them (pkcs11/keyfile.c). */
+    if (!(stored = strndup(rest[i], strcspn(rest[i], "?"))) || !(pem = hsmtls_p11_keyfile_pem(stored))) {
         cli_fail("keyfile");
         goto done;
     }
     FILE *f = out_path ? fopen(out_path, "w") : stdout;
     if (!f) {
-        perror(out_path);
+        fprintf(stderr, "hsmtls keyfile: %s: %s\n", cli_q(out_path), strerror(errno));
         goto done;
     }
     int ok = fputs(pem, f) >= 0;
     if (out_path)
         ok = fclose(f) == 0 && ok;
     if (!ok) {
-        fprintf(stderr, "hsmtls keyfile: cannot write %s\n", out_path ? out_path : "standard output");
+        fprintf(stderr, "hsmtls keyfile: cannot write %s\n", out_path ? cli_q(out_path) : "standard output");
         goto done;
     }
-    if (hsmtls_p11_uri_pin_value(uri))
-        fprintf(stderr, "hsmtls keyfile: the PIN is not written into the file: give it with "
-                        "pin-source or in the provider's configuration\n");
+    if (hsmtls_p11_uri_pin_value(uri) || hsmtls_p11_uri_pin_source(uri))
+        fprintf(stderr, "hsmtls keyfile: the PIN is not written into the file (%s dropped): a key file "
+                        "may not give the PIN; give it in the reading program's configuration "
+                        "(openssl.cnf's pkcs11-pin-source) or its prompt\n",
+                hsmtls_p11_uri_pin_value(uri) ? "pin-value" : "pin-source");
+    if (hsmtls_p11_uri_module_path(uri) || hsmtls_p11_uri_module_name(uri))
+        fprintf(stderr, "hsmtls keyfile: the module is not written into the file (%s dropped): a key "
+                        "file may not choose the PKCS#11 module; the reading program's configuration "
+                        "names it (openssl.cnf's pkcs11-module-path, HSMTLS_PKCS11_MODULE, p11-kit)\n",
+                hsmtls_p11_uri_module_path(uri) ? "module-path" : "module-name");
     ret = CLI_OK;
 done:
     free(pem);

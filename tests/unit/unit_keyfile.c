@@ -2,7 +2,8 @@
  * the PEM the core writes reads back (through OpenSSL's PEM reader, as the provider's
  * decoder does) to the same URI for short and long URIs across DER's length forms;
  * malformed, truncated, mislabelled and oversized input is refused with the core's
- * message, or accepted where today's decoder is lenient (said so below). */
+ * message, or accepted where today's decoder is lenient (said so below); a URI that names
+ * the module or the PIN is neither written nor read. */
 #include "check.h"
 #include "hsmtls/p11_error.h"
 #include "hsmtls/p11_keyfile.h"
@@ -124,7 +125,7 @@ static void test_round_trip(void)
 {
     static const char *const uris[] = {
         "pkcs11:token=server;object=ec-p256;type=private",
-        "pkcs11:token=My%20Token;id=%01%02%ff;object=k?module-name=softhsm2",
+        "pkcs11:token=My%20Token;id=%01%02%ff;object=k",
         "pkcs11:",
         "pkcs11:object=\xc3\xa9t\xc3\xa9", /* UTF-8 */
     };
@@ -146,9 +147,10 @@ static void test_round_trip(void)
     }
 
     /* lengths across DER's forms: the SEQUENCE and the URI in short (<128), one-byte
-     * (<256) and two-byte forms, up to the 60000-byte limit */
+     * (<256) and two-byte forms, up to the 48000-byte limit, whose PEM file is within the
+     * 64 KiB readers take */
     static const size_t lens[] = { 7, 60, 97, 98, 99, 100, 127, 128, 200, 226, 227, 228,
-                                   255, 256, 1000, 4096, 59999, 60000 };
+                                   255, 256, 1000, 4096, 47999, HSMTLS_P11_KEYFILE_MAX_URI };
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         char *uri = repeat_uri(lens[i]);
         char *pem = uri ? hsmtls_p11_keyfile_pem(uri) : NULL;
@@ -158,6 +160,7 @@ static void test_round_trip(void)
         char what[64];
         snprintf(what, sizeof what, "a %zu-byte URI", lens[i]);
         CHECK_MSG(streq(back, uri), what);
+        CHECK_MSG(pem && strlen(pem) <= HSMTLS_P11_KEYFILE_MAX_PEM, what);
         if (!back)
             fprintf(stderr, "  %s\n", hsmtls_p11_error_message());
         free(back);
@@ -169,8 +172,8 @@ static void test_round_trip(void)
 
 static void test_oversized(void)
 {
-    /* over 60000 bytes: no file is written */
-    char *uri = repeat_uri(60001);
+    /* over 48000 bytes: no file is written */
+    char *uri = repeat_uri(HSMTLS_P11_KEYFILE_MAX_URI + 1);
     hsmtls_p11_error_clear();
     char *pem = uri ? hsmtls_p11_keyfile_pem(uri) : NULL;
     CHECK(pem == NULL && hsmtls_p11_error_rv() == CKR_ARGUMENTS_BAD);
@@ -275,15 +278,17 @@ static void test_malformed(void)
     n = make_der(der, 0x1a, desc, dl, 0x0c, "pkcs11:", 7);
     accepted(der, n, "pkcs11:", "\"pkcs11:\" alone");
 
-    /* the key file holds the URI as written: its syntax is the URI parser's business */
+    /* the writer writes only URIs that parse, and the reader reads only those */
+    hsmtls_p11_error_clear();
     char *pem = hsmtls_p11_keyfile_pem("not a uri");
-    long len = 0;
-    unsigned char *body = pem ? pem_body(pem, HSMTLS_P11_KEYFILE_PEM_LABEL, &len) : NULL;
-    CHECK(body != NULL);
-    if (body)
-        refused(body, (size_t)len, NOT_PKCS11, "a written non-URI");
-    OPENSSL_free(body);
+    CHECK(pem == NULL && check_contains(hsmtls_p11_error_message(), "missing \"pkcs11:\" scheme"));
     free(pem);
+    pem = hsmtls_p11_keyfile_pem("pkcs11:objct=k");
+    CHECK(pem == NULL && check_contains(hsmtls_p11_error_message(), "unknown attribute \"objct\""));
+    free(pem);
+    long len = 0;
+    n = make_der(der, 0x1a, desc, dl, 0x0c, "pkcs11:objct=k", 14);
+    refused(der, n, "unknown attribute \"objct\"", "a URI that does not parse");
 
     /* lenient today: bytes after the SEQUENCE, bytes after the URI inside it, and a
      * length in the long form where the short one would do (not DER) */
@@ -324,6 +329,42 @@ static void test_malformed(void)
         free(bad);
     }
     free(pem);
+}
+
+/* A key file may not choose the module nor the PIN (issue 12): neither written nor read,
+ * whichever attribute, with the attribute named. Path attributes are what it holds. */
+static void test_no_module_no_pin(void)
+{
+    static const struct { const char *uri, *attr; } cases[] = {
+        { "pkcs11:token=server;object=k;type=private?module-path=/tmp/evil.so", "module-path" },
+        { "pkcs11:token=server;object=k?module-name=softhsm2", "module-name" },
+        { "pkcs11:object=k?pin-source=file:/etc/shadow", "pin-source" },
+        { "pkcs11:object=k?pin-source=/etc/shadow&x-a=1", "pin-source" },
+        { "pkcs11:object=k?pin-value=1234", "pin-value" },
+        { "pkcs11:object=k?pin-value=", "pin-value" },
+        { "pkcs11:object=k?module-path=", "module-path" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "a key file may not name \"%s\"", cases[i].attr);
+        hsmtls_p11_error_clear();
+        char *pem = hsmtls_p11_keyfile_pem(cases[i].uri);
+        int ok = pem == NULL && hsmtls_p11_error_rv() == CKR_ACTION_PROHIBITED &&
+                 check_contains(hsmtls_p11_error_message(), want) &&
+                 !check_contains(hsmtls_p11_error_message(), "1234");
+        CHECK_MSG(ok, cases[i].uri);
+        free(pem);
+        unsigned char der[512];
+        size_t n = good_der(der, cases[i].uri);
+        hsmtls_p11_error_clear();
+        char *uri = hsmtls_p11_keyfile_uri_from_der(der, n);
+        ok = uri == NULL && hsmtls_p11_error_rv() == CKR_ACTION_PROHIBITED &&
+             check_contains(hsmtls_p11_error_message(), want);
+        CHECK_MSG(ok, cases[i].uri);
+        if (!ok)
+            fprintf(stderr, "  got %s / %s\n", uri ? uri : "(null)", hsmtls_p11_error_message());
+        free(uri);
+    }
 }
 
 static uint32_t rng_state = 0x9e3779b9u;
@@ -370,6 +411,7 @@ int main(void)
     test_oversized();
     test_truncated();
     test_malformed();
+    test_no_module_no_pin();
     test_mutations();
     return check_finish();
 }

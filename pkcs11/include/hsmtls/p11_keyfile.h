@@ -18,11 +18,20 @@ extern "C" {
 
 #define HSMTLS_P11_KEYFILE_PEM_LABEL "PKCS#11 PROVIDER URI"
 #define HSMTLS_P11_KEYFILE_DESC "PKCS#11 Provider URI v1.0"
+/* A key file is at most 64 KiB of PEM text (readers refuse a larger one at once); the
+ * longest URI whose file fits. */
+#define HSMTLS_P11_KEYFILE_MAX_PEM 65536
+#define HSMTLS_P11_KEYFILE_MAX_URI 48000
 
-/* The PEM text for `uri`, malloc'd; NULL with a message on error. */
+/* A key file names a key and nothing else: its URI may not hold module-path,
+ * module-name, pin-source or pin-value (the program's own configuration chooses the
+ * module and the PIN). Both calls refuse such a URI with CKR_ACTION_PROHIBITED and a
+ * message naming the attribute, and a URI that does not parse with the parser's message.
+ *
+ * The PEM text for `uri`, malloc'd; NULL with a message on error. */
 char *hsmtls_p11_keyfile_pem(const char *uri);
 /* The URI inside the DER body of such a file, malloc'd; NULL with a message when the
- * DER is not that structure. */
+ * DER is not that structure (CKR_ARGUMENTS_BAD) or its URI is refused as above. */
 char *hsmtls_p11_keyfile_uri_from_der(const unsigned char *der, size_t len);
 
 #ifdef __cplusplus
