@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <p11-kit/p11-kit.h>
 
 #ifndef HSMTLS_DEFAULT_MODULE
@@ -36,9 +37,16 @@ static CK_RV initialize(hsmtls_p11_module *m)
 
 CK_RV hsmtls_p11_call_seen(hsmtls_p11_module *m, CK_RV rv)
 {
-    if (rv == CKR_CRYPTOKI_NOT_INITIALIZED)
+    if (rv != CKR_OK && hsmtls_p11_classify(rv) == HSMTLS_P11_MODULE_DOWN)
         atomic_store(&m->lost, 1);
     return rv;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 unsigned hsmtls_p11_module_epoch(hsmtls_p11_module *m)
@@ -47,34 +55,117 @@ unsigned hsmtls_p11_module_epoch(hsmtls_p11_module *m)
     return atomic_load(&m->epoch);
 }
 
+/* Forgets every token's sessions, login and handles: they belong to the old epoch. The
+ * kept PIN stays, so the next operation logs in again with it. Caller holds m->lock. */
+static void new_epoch_locked(hsmtls_p11_module *m)
+{
+    unsigned epoch = atomic_fetch_add(&m->epoch, 1) + 1;
+    for (size_t i = 0; i < m->ntokens; i++) {
+        hsmtls_p11_token *t = m->tokens[i];
+        pthread_mutex_lock(&t->lock);
+        hsmtls_p11_token_reset_locked(t);
+        t->generation = epoch;
+        pthread_mutex_unlock(&t->lock);
+    }
+}
+
+/* After a restart attempt, the next one only after a pause: as long as the attempt
+ * took while attempts are quick (p11-kit's client with its server away answers in
+ * milliseconds: the next handshake after the HSM is back finds it), ten times as long
+ * (up to 4 s) once they are slow (a network HSM whose connection attempt takes seconds
+ * must not stall every handshake). Meanwhile operations fail at once. Caller holds
+ * m->lock. */
+static long pause_after_locked(hsmtls_p11_module *m, long long started)
+{
+    long long now = now_ms(), took = now - started;
+    long long pause = took < 50 ? (took < 1 ? 1 : took) : (took * 10 > 4000 ? 4000 : took * 10);
+    m->retry_at_ms = now + pause;
+    return (long)pause;
+}
+
+/* C_Finalize and C_Initialize; CKR_OK when the module runs again. Caller holds m->lock. */
+static CK_RV start_again_locked(hsmtls_p11_module *m)
+{
+    /* Our view of it through p11-kit still counts as initialised: let it go first, so
+     * that the C_Initialize reaches the module. */
+    P11_CALL(m, C_Finalize, NULL);
+    CK_RV rv = initialize(m);
+    /* p11-kit still counts it initialised while another of its users holds it: then
+     * only the module itself can be asked to start again. */
+    CK_INFO info;
+    if (rv == CKR_OK && P11_CALL_LIST(m->raw, C_GetInfo, &info) == CKR_CRYPTOKI_NOT_INITIALIZED) {
+        CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+        rv = P11_CALL_LIST(m->raw, C_Initialize, &args);
+    }
+    if (rv == CKR_OK)
+        new_epoch_locked(m);
+    return rv;
+}
+
+/* Starts the module afresh and lists its tokens again (they follow it into whatever
+ * slots it gives them now), when the pause after the last attempt is over. 1: done;
+ * 0: not yet, *wait_ms to go; -1: failed, with a message. Caller holds restart_lock,
+ * so threads wait for one attempt's outcome instead of restarting under it. */
+static int restart_now(hsmtls_p11_module *m, long *wait_ms)
+{
+    long long started = now_ms();
+    pthread_mutex_lock(&m->lock);
+    *wait_ms = (long)(m->retry_at_ms - started);
+    if (*wait_ms > 0) {
+        pthread_mutex_unlock(&m->lock);
+        return 0;
+    }
+    CK_RV rv = start_again_locked(m);
+    if (rv != CKR_OK) {
+        m->down_rv = rv;
+        *wait_ms = pause_after_locked(m, started);
+        pthread_mutex_unlock(&m->lock);
+        return hsmtls_p11_error_set(rv, "the token is unreachable: PKCS#11 module %s went down and "
+                                    "did not start again (%s); next try in %ld ms", m->path,
+                                    hsmtls_p11_rv_name(rv), *wait_ms);
+    }
+    pthread_mutex_unlock(&m->lock);
+    int listed = hsmtls_p11_module_tokens(m, 1);
+    pthread_mutex_lock(&m->lock);
+    *wait_ms = pause_after_locked(m, started);
+    if (listed == 0)
+        atomic_store(&m->lost, 0);
+    else
+        m->down_rv = hsmtls_p11_error_rv() ? hsmtls_p11_error_rv() : CKR_DEVICE_ERROR;
+    pthread_mutex_unlock(&m->lock);
+    return listed == 0 ? 1 : -1; /* a failed listing said why */
+}
+
 int hsmtls_p11_module_restart_if_lost(hsmtls_p11_module *m)
 {
     if (!atomic_load(&m->lost))
         return 0;
-    pthread_mutex_lock(&m->lock);
-    CK_RV rv = CKR_OK;
-    if (atomic_load(&m->lost)) {
-        /* Our view of it through p11-kit still counts as initialised: let it go first,
-         * so that the C_Initialize reaches the module. */
-        P11_CALL(m, C_Finalize, NULL);
-        rv = initialize(m);
-        /* p11-kit still counts it initialised while another of its users holds it: then
-         * only the module itself can be asked to start again. */
-        CK_INFO info;
-        if (rv == CKR_OK && P11_CALL_LIST(m->raw, C_GetInfo, &info) == CKR_CRYPTOKI_NOT_INITIALIZED) {
-            CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
-            rv = P11_CALL_LIST(m->raw, C_Initialize, &args);
-        }
-        if (rv == CKR_OK) {
-            atomic_store(&m->lost, 0);
-            atomic_fetch_add(&m->epoch, 1);
-        }
-    }
-    pthread_mutex_unlock(&m->lock);
-    if (rv != CKR_OK)
-        return hsmtls_p11_error_set(rv, "starting PKCS#11 module %s again after another user in "
-                                    "this process finalised it: %s", m->path, hsmtls_p11_rv_name(rv));
-    return 0;
+    pthread_mutex_lock(&m->restart_lock);
+    long wait_ms;
+    int r = atomic_load(&m->lost) ? restart_now(m, &wait_ms) : 1;
+    pthread_mutex_unlock(&m->restart_lock);
+    if (r == 0)
+        return hsmtls_p11_error_set(m->down_rv, "the token is unreachable: PKCS#11 module %s is "
+                                    "down (%s); next try in %ld ms", m->path,
+                                    hsmtls_p11_rv_name(m->down_rv), wait_ms);
+    return r < 0 ? -1 : 0;
+}
+
+int hsmtls_p11_module_restart_for(hsmtls_p11_token *t)
+{
+    hsmtls_p11_module *m = t->module;
+    pthread_mutex_lock(&m->restart_lock);
+    long wait_ms;
+    int r = restart_now(m, &wait_ms);
+    pthread_mutex_unlock(&m->restart_lock);
+    if (r < 0)
+        return -1;
+    if (r == 1 && t->present)
+        return 0;
+    return hsmtls_p11_error_set(CKR_TOKEN_NOT_PRESENT, "the token is unreachable: PKCS#11 module %s "
+                                "%s token \"%s\"; its module is started again to look for it in "
+                                "%ld ms", m->path, r ? "started again without" : "does not list",
+                                t->label, wait_ms);
 }
 
 int hsmtls_p11_module_check_fork(hsmtls_p11_module *m)
@@ -83,7 +174,7 @@ int hsmtls_p11_module_check_fork(hsmtls_p11_module *m)
     if (m->generation == gen)
         return 0;
     pthread_mutex_lock(&m->lock);
-    int ret = 0;
+    int ret = 0, started = 0;
     if (m->generation != gen) {
         /* PKCS#11 says a child must C_Initialize before any use; handles from the
          * parent are meaningless in it. */
@@ -93,10 +184,15 @@ int hsmtls_p11_module_check_fork(hsmtls_p11_module *m)
                                        m->path, hsmtls_p11_rv_name(rv));
         else {
             m->generation = gen;
-            atomic_fetch_add(&m->epoch, 1);
+            new_epoch_locked(m);
+            started = 1;
         }
     }
     pthread_mutex_unlock(&m->lock);
+    /* The child's module may number its slots otherwise (p11-kit's client, connected
+     * anew to a server that restarted since the parent listed it): tokens follow. */
+    if (started)
+        hsmtls_p11_module_tokens(m, 1);
     return ret;
 }
 
@@ -130,7 +226,7 @@ int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m)
         restarted = P11_CALL_LIST(m->raw, C_GetInfo, &info) == CKR_CRYPTOKI_NOT_INITIALIZED;
         m->shared = !restarted;
         rv = initialize(m);
-        atomic_fetch_add(&m->epoch, 1);
+        atomic_fetch_add(&m->epoch, 1); /* the tokens' locks are held: they reset lazily */
     }
     for (size_t i = 0; i < locked; i++)
         pthread_mutex_unlock(&m->tokens[i]->lock);
@@ -183,6 +279,7 @@ static hsmtls_p11_module *load_locked(const char *path, const char *name)
     m->fl = fl;
     m->raw = raw;
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->restart_lock, NULL);
     m->generation = atomic_load(&hsmtls_p11_fork_generation);
     CK_RV rv = initialize(m);
     if (rv == CKR_OK && (rv = P11_CALL(m, C_GetInfo, &m->info)) != CKR_OK)
@@ -190,6 +287,7 @@ static hsmtls_p11_module *load_locked(const char *path, const char *name)
     if (rv != CKR_OK) {
         hsmtls_p11_error_set(rv, "initialising PKCS#11 module %s: %s", path, hsmtls_p11_rv_name(rv));
         pthread_mutex_destroy(&m->lock);
+        pthread_mutex_destroy(&m->restart_lock);
         free(m->path);
         free(m->name);
         free(m);

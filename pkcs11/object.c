@@ -204,22 +204,34 @@ static int search_token(hsmtls_p11_token *t, const struct search *q,
         free(key);
         return hit < 0 ? -1 : 0;
     }
-    CK_SESSION_HANDLE s;
-    if (hsmtls_p11_session_acquire(t, &s) < 0) {
-        free(key);
-        return -1;
-    }
-    CK_OBJECT_HANDLE *handles;
-    CK_ULONG nh;
-    CK_RV rv = find_handles(t, s, q, &handles, &nh);
+    CK_RV rv;
     int failed = 0;
-    for (CK_ULONG i = 0; rv == CKR_OK && i < nh && !failed; i++) {
-        hsmtls_p11_object *o = hsmtls_p11_object_for_handle(t, s, handles[i], &failed);
-        if (o && push_object(out, n, o) < 0)
-            failed = -1;
+    /* Once more after a lost session or a module that went down (restarted by acquire). */
+    for (int tries = 0; tries < 2; tries++) {
+        CK_SESSION_HANDLE s;
+        if (hsmtls_p11_session_acquire(t, &s) < 0) {
+            free(key);
+            return -1;
+        }
+        CK_OBJECT_HANDLE *handles;
+        CK_ULONG nh;
+        rv = find_handles(t, s, q, &handles, &nh);
+        for (CK_ULONG i = 0; rv == CKR_OK && i < nh && !failed; i++) {
+            hsmtls_p11_object *o = hsmtls_p11_object_for_handle(t, s, handles[i], &failed);
+            if (o && push_object(out, n, o) < 0)
+                failed = -1;
+        }
+        free(handles);
+        int lost = hsmtls_p11_session_is_lost(rv);
+        hsmtls_p11_session_release(t, s, lost);
+        if (!lost)
+            break;
+        hsmtls_p11_token_drop_sessions(t);
+        if (hsmtls_p11_token_ensure_login(t) < 0) {
+            free(key);
+            return -1;
+        }
     }
-    free(handles);
-    hsmtls_p11_session_release(t, s, hsmtls_p11_session_is_lost(rv));
     if (rv != CKR_OK) {
         free(key);
         return hsmtls_p11_error_set(rv, "searching token \"%s\": %s", t->label,

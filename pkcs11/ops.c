@@ -77,14 +77,11 @@ static CK_RV derive_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
     return rv;
 }
 
-static int is_stale_handle(CK_RV rv)
-{
-    return rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID;
-}
-
-/* A lost session and a stale handle are each retried once; both can happen to one
- * operation (closing every session logs out, and the token then drops the handles of
- * private objects). */
+/* A lost session (or device, or token) and a stale handle are each retried once; both
+ * can happen to one operation (closing every session logs out, and the token then drops
+ * the handles of private objects). A module that went down is started again by the
+ * retry's session acquire, in a new epoch: the retry logs in again with the kept PIN and
+ * finds the key again by its label and id. */
 static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
 {
     hsmtls_p11_token *t = o->token;
@@ -101,23 +98,31 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
             rv = CKR_OK;
         if (rv == CKR_OK)
             rv = fn(o, s, op);
+        enum hsmtls_p11_failure f = hsmtls_p11_classify(rv);
         if (hsmtls_p11_session_is_lost(rv)) {
+            /* A module that went down starts again in the next acquire. */
             hsmtls_p11_session_release(t, s, 1);
             hsmtls_p11_token_drop_sessions(t);
             if (session_retries-- > 0)
                 continue;
             break;
         }
+        if (f == HSMTLS_P11_TRANSIENT) {
+            hsmtls_p11_session_release(t, s, 1);
+            if (session_retries-- > 0)
+                continue;
+            break;
+        }
         /* A session with an operation left active would fail the next Init. */
         hsmtls_p11_session_release(t, s, op->started);
-        if (is_stale_handle(rv) && handle_retries-- > 0) {
+        if (f == HSMTLS_P11_HANDLE_STALE && handle_retries-- > 0) {
             atomic_store(&o->generation, ~0u);
             continue;
         }
         break;
     }
     if (rv != CKR_OK) {
-        const char *why = "";
+        const char *why = hsmtls_p11_unreachable_note(rv);
         /* Worth a second look only on this error path: a remoting layer (p11-kit
          * 0.24's RPC) lists mechanisms whose parameters it cannot forward. */
         if (rv == CKR_MECHANISM_INVALID)

@@ -53,9 +53,14 @@ struct hsmtls_p11_module {
     /* Bumped each time the module starts afresh here (after a fork, a restart):
      * sessions, logins and object handles of an older epoch are gone. */
     _Atomic unsigned epoch;
-    /* A call answered CKR_CRYPTOKI_NOT_INITIALIZED: another user in the process (libp11's
-     * engine, which finalises what it loaded) took the module down under us. */
+    /* A call said the module must be started afresh (hsmtls_p11_classify: the device
+     * failed, or another user in the process finalised it under us). */
     _Atomic int lost;
+    /* After a restart attempt: when the next may be made (CLOCK_MONOTONIC ms), and what
+     * the last failing one answered; operations meanwhile fail at once. */
+    long long retry_at_ms;
+    CK_RV down_rv;
+    pthread_mutex_t restart_lock; /* one restart at a time; taken before lock */
     pthread_mutex_t lock;         /* guards tokens[] and re-initialisation */
     hsmtls_p11_token **tokens;    /* every token ever seen, kept for the process */
     size_t ntokens;
@@ -135,11 +140,18 @@ extern _Atomic unsigned hsmtls_p11_fork_generation;
 int hsmtls_p11_module_check_fork(hsmtls_p11_module *m);
 /* The module's epoch, after starting it afresh in a forked child. */
 unsigned hsmtls_p11_module_epoch(hsmtls_p11_module *m);
-/* Notes a module another user finalised (rv CKR_CRYPTOKI_NOT_INITIALIZED); returns rv. */
+/* Notes an answer that says the module must start afresh; returns rv. */
 CK_RV hsmtls_p11_call_seen(hsmtls_p11_module *m, CK_RV rv);
-/* Starts a module another user finalised afresh (it is down: nobody loses anything),
- * in a new epoch. 0 when it was not lost or is running again, -1 with a message. */
+/* Starts a module that went down afresh, in a new epoch (sessions, logins and handles of
+ * the old one are forgotten; keys are found again by what identified them). Only a
+ * module that is down is restarted, so no other user loses anything. Between attempts
+ * (module.c, pause_after_locked) it fails at once, with a message that says the token is
+ * unreachable. 0 when it was not lost or runs again. */
 int hsmtls_p11_module_restart_if_lost(hsmtls_p11_module *m);
+/* A token whose keys this process holds is not in its slot any more: starts its module
+ * afresh to look for it (a remote module lists no token until it is started again once
+ * its server is back), with the same pauses. 0 when it is back. */
+int hsmtls_p11_module_restart_for(hsmtls_p11_token *t);
 int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh);
 /* Starts the module afresh (C_Finalize and C_Initialize through p11-kit), when the core
  * holds no session or object of it (SoftHSM2 lists only the tokens it read at
@@ -154,6 +166,22 @@ int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s);
 void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int broken);
 /* Forgets sessions, login and handles of an older epoch (caller holds lock). */
 void hsmtls_p11_token_reset_locked(hsmtls_p11_token *t);
+/* What a PKCS#11 answer means for recovery (session.c). */
+enum hsmtls_p11_failure {
+    HSMTLS_P11_FINE = 0,          /* CKR_OK, or nothing recovery can change */
+    HSMTLS_P11_SESSION_LOST,      /* the session (or its login) is gone: a new one */
+    HSMTLS_P11_HANDLE_STALE,      /* the object handle is gone: look the object up again */
+    HSMTLS_P11_MODULE_DOWN,       /* the module must be started afresh (a remote HSM that
+                                     restarted: p11-kit's client answers CKR_DEVICE_ERROR
+                                     until then; another user finalised it) */
+    HSMTLS_P11_TOKEN_GONE,        /* removed, or its slot went away: sessions are gone,
+                                     and it may come back */
+    HSMTLS_P11_TRANSIENT,         /* the token is short of memory or sessions: once more */
+};
+enum hsmtls_p11_failure hsmtls_p11_classify(CK_RV rv);
+/* " (the token is unreachable: ...)" for an answer that means so, else "": for messages. */
+const char *hsmtls_p11_unreachable_note(CK_RV rv);
+/* A session that must not go back to the pool after this answer. */
 int hsmtls_p11_session_is_lost(CK_RV rv);
 
 /* token.c */

@@ -5,11 +5,48 @@
 
 #include <stdlib.h>
 
+enum hsmtls_p11_failure hsmtls_p11_classify(CK_RV rv)
+{
+    switch (rv) {
+    case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_CLOSED:
+    case CKR_USER_NOT_LOGGED_IN:
+        return HSMTLS_P11_SESSION_LOST;
+    case CKR_OBJECT_HANDLE_INVALID:
+    case CKR_KEY_HANDLE_INVALID:
+        return HSMTLS_P11_HANDLE_STALE;
+    case CKR_DEVICE_ERROR:
+    case CKR_CRYPTOKI_NOT_INITIALIZED:
+        return HSMTLS_P11_MODULE_DOWN;
+    case CKR_DEVICE_REMOVED:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_TOKEN_NOT_RECOGNIZED:
+    case CKR_SLOT_ID_INVALID:
+        return HSMTLS_P11_TOKEN_GONE;
+    case CKR_DEVICE_MEMORY:
+    case CKR_SESSION_COUNT:
+        return HSMTLS_P11_TRANSIENT;
+    default:
+        return HSMTLS_P11_FINE;
+    }
+}
+
+const char *hsmtls_p11_unreachable_note(CK_RV rv)
+{
+    switch (hsmtls_p11_classify(rv)) {
+    case HSMTLS_P11_TOKEN_GONE:
+        return " (the token is unreachable: removed, or its slot went away)";
+    case HSMTLS_P11_MODULE_DOWN:
+        return " (the token is unreachable: its module went down)";
+    default:
+        return "";
+    }
+}
+
 int hsmtls_p11_session_is_lost(CK_RV rv)
 {
-    return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
-           rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_TOKEN_NOT_PRESENT ||
-           rv == CKR_DEVICE_REMOVED || rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+    enum hsmtls_p11_failure f = hsmtls_p11_classify(rv);
+    return f == HSMTLS_P11_SESSION_LOST || f == HSMTLS_P11_MODULE_DOWN || f == HSMTLS_P11_TOKEN_GONE;
 }
 
 void hsmtls_p11_token_reset_locked(hsmtls_p11_token *t)
@@ -27,6 +64,22 @@ static void check_epoch_locked(hsmtls_p11_token *t, unsigned epoch)
         hsmtls_p11_token_reset_locked(t);
         t->generation = epoch;
     }
+}
+
+/* A reset (new epoch, a token gone) zeroes the count while other threads may still be
+ * returning sessions of the old one: never below zero. */
+static void sessions_closed_locked(hsmtls_p11_token *t, size_t n)
+{
+    t->open_sessions = t->open_sessions > n ? t->open_sessions - n : 0;
+}
+
+static CK_RV open_session(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
+{
+    CK_RV rv = P11_CALL(t->module, C_OpenSession, t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                        NULL, NULL, s);
+    if (rv == CKR_TOKEN_WRITE_PROTECTED)
+        rv = P11_CALL(t->module, C_OpenSession, t->slot, CKF_SERIAL_SESSION, NULL, NULL, s);
+    return rv;
 }
 
 int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
@@ -47,16 +100,40 @@ int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
 
     /* Opened outside the lock: a slow token must not stall threads that have
      * sessions to return. */
-    CK_RV rv = P11_CALL(t->module, C_OpenSession, t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                        NULL, NULL, s);
-    if (rv == CKR_TOKEN_WRITE_PROTECTED)
-        rv = P11_CALL(t->module, C_OpenSession, t->slot, CKF_SERIAL_SESSION, NULL, NULL, s);
+    CK_RV rv = open_session(t, s);
+    if (hsmtls_p11_classify(rv) == HSMTLS_P11_TOKEN_GONE) {
+        /* It may be back in another slot (a module that reconnected numbers them anew):
+         * the sessions of the old one are gone, and a listing finds it again. */
+        CK_SLOT_ID was = t->slot;
+        pthread_mutex_lock(&t->lock);
+        hsmtls_p11_token_reset_locked(t);
+        pthread_mutex_unlock(&t->lock);
+        int moved = hsmtls_p11_module_tokens(t->module, 1) == 0 && t->present && t->slot != was;
+        pthread_mutex_lock(&t->lock);
+        t->open_sessions++; /* this attempt's again */
+        pthread_mutex_unlock(&t->lock);
+        if (moved)
+            rv = open_session(t, s);
+        else if (t->nobjects > 0) {
+            /* We hold its keys: its module may have lost it (p11-kit's client started
+             * while its server was away lists nothing until it starts again). */
+            pthread_mutex_lock(&t->lock);
+            sessions_closed_locked(t, 1);
+            pthread_mutex_unlock(&t->lock);
+            if (hsmtls_p11_module_restart_for(t) < 0)
+                return -1;
+            pthread_mutex_lock(&t->lock);
+            t->open_sessions++;
+            pthread_mutex_unlock(&t->lock);
+            rv = open_session(t, s);
+        }
+    }
     if (rv != CKR_OK) {
         pthread_mutex_lock(&t->lock);
-        t->open_sessions--;
+        sessions_closed_locked(t, 1);
         pthread_mutex_unlock(&t->lock);
-        return hsmtls_p11_error_set(rv, "opening a session on token \"%s\": %s", t->label,
-                                    hsmtls_p11_rv_name(rv));
+        return hsmtls_p11_error_set(rv, "opening a session on token \"%s\": %s%s", t->label,
+                                    hsmtls_p11_rv_name(rv), hsmtls_p11_unreachable_note(rv));
     }
     return 0;
 }
@@ -83,7 +160,7 @@ void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int br
         pthread_mutex_unlock(&t->lock);
         return;
     }
-    t->open_sessions--;
+    sessions_closed_locked(t, 1);
     pthread_mutex_unlock(&t->lock);
     P11_CALL(t->module, C_CloseSession, s);
 }
@@ -122,7 +199,7 @@ void hsmtls_p11_token_drop_sessions(hsmtls_p11_token *t)
     size_t n = t->nidle;
     t->idle = NULL;
     t->nidle = t->idle_cap = 0;
-    t->open_sessions -= n;
+    sessions_closed_locked(t, n);
     t->logged_in = 0;
     pthread_mutex_unlock(&t->lock);
     for (size_t i = 0; i < n; i++)

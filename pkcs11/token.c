@@ -236,8 +236,8 @@ int hsmtls_p11_token_login(hsmtls_p11_token *t, const hsmtls_p11_uri *uri,
     pthread_mutex_unlock(&t->lock);
     hsmtls_p11_pin_free(pin);
     if (rv != CKR_OK)
-        return hsmtls_p11_error_set(rv, "logging in to token \"%s\": %s", t->label,
-                                    hsmtls_p11_rv_name(rv));
+        return hsmtls_p11_error_set(rv, "logging in to token \"%s\": %s%s", t->label,
+                                    hsmtls_p11_rv_name(rv), hsmtls_p11_unreachable_note(rv));
     return 0;
 }
 
@@ -252,10 +252,21 @@ int hsmtls_p11_token_relogin(hsmtls_p11_token *t)
     if (!had_login)
         return 0; /* never logged in: nothing to restore */
     CK_RV rv = login_retrying(t, pin);
+    if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE ||
+        rv == CKR_PIN_EXPIRED || rv == CKR_PIN_LOCKED) {
+        /* Changed on the token meanwhile: the kept PIN is never offered again. */
+        pthread_mutex_lock(&t->lock);
+        if (t->pin && pin && strcmp(t->pin, pin) == 0) {
+            hsmtls_p11_pin_free(t->rejected_pin);
+            t->rejected_pin = t->pin;
+            t->pin = NULL;
+        }
+        pthread_mutex_unlock(&t->lock);
+    }
     hsmtls_p11_pin_free(pin);
     if (rv != CKR_OK)
-        return hsmtls_p11_error_set(rv, "logging in again to token \"%s\": %s", t->label,
-                                    hsmtls_p11_rv_name(rv));
+        return hsmtls_p11_error_set(rv, "logging in again to token \"%s\": %s%s", t->label,
+                                    hsmtls_p11_rv_name(rv), hsmtls_p11_unreachable_note(rv));
     pthread_mutex_lock(&t->lock);
     t->logged_in = 1;
     pthread_mutex_unlock(&t->lock);
