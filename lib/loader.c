@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/store.h>
@@ -108,6 +110,7 @@ struct ask {
     int gave_up;
     int no_callback;
     int source_rejected;
+    const char *why;                /* why the pin-source gave no PIN */
 };
 
 /* OSSL_STORE asks through a UI method; this pem_password_cb is what the wrapped method
@@ -120,16 +123,25 @@ static int from_source(struct ask *a, char *buf, int size)
         a->source_rejected = 1;
         return -1;
     }
+    struct stat st;
     FILE *f = fopen(a->pin->source, "r");
-    if (!f || !fgets(buf, size, f)) {
-        if (f)
-            fclose(f);
+    a->why = !f ? strerror(errno) : fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode) ? "it is a directory" : NULL;
+    /* a NUL in the line (the zero device, a sparse file) or an empty line: an empty or
+     * cut PIN would only spend one of the token's tries */
+    if (!a->why && size > 1 && !fgets(buf, size, f))
+        a->why = ferror(f) ? strerror(errno) : "it is empty";
+    size_t len = a->why ? 0 : strcspn(buf, "\r\n");
+    if (!a->why && (len == 0 || memchr(buf, '\0', len)))
+        a->why = "its first line is empty or holds a NUL byte: not sent to the token";
+    if (f)
+        fclose(f);
+    if (a->why) {
+        OPENSSL_cleanse(buf, (size_t)size);
         a->gave_up = 1;
         return -1;
     }
-    fclose(f);
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return (int)strlen(buf);
+    buf[len] = '\0';
+    return (int)len;
 }
 
 static int pem_cb(char *buf, int size, int rwflag, void *u)
@@ -273,8 +285,9 @@ static void *load(const char *ref, const void *mem, size_t len, enum what what,
             hsmtls__err_ssl(err, "%s %s: it needs a %s and no PIN/passphrase callback is set",
                              kind, q.s, token ? "PIN" : "passphrase");
         else if (a.gave_up && pin && !pin->cb)
-            hsmtls__err_ssl(err, "%s %s: cannot read a %s from the pin-source file %s", kind,
-                             q.s, token ? "PIN" : "passphrase", hsmtls__short(pin->source).s);
+            hsmtls__err_ssl(err, "%s %s: cannot read a %s from the pin-source file %s%s%s", kind,
+                             q.s, token ? "PIN" : "passphrase", hsmtls__short(pin->source).s,
+                             a.why ? ": " : "", a.why ? a.why : "");
         else if (token && !a.source_rejected && a.calls && pin && !pin->cb) {
             /* The token asks once either way; its reason tells a rejected PIN from a
              * key that is not there, which a wrong-PIN message would hide. */

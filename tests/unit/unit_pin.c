@@ -61,21 +61,13 @@ static void test_file_contents(void)
     expect_pin("spaces", " 12 34 \n", 8, " 12 34 ");                /* kept as they are */
     expect_pin("tab", "12\t34\n", 6, "12\t34");
     expect_pin("utf8", "p\xc3\xa9n\n", 5, "p\xc3\xa9n");
-    /* today: a first line that is only a newline is an empty PIN, not an error */
-    expect_pin("blank-line", "\n1234\n", 6, "");
-    /* today: a NUL ends the PIN */
-    expect_pin("nul", "12\0" "34\n", 6, "12");
-    /* today: the first 255 bytes of a longer line (fgets into 256 bytes) */
+    /* a first line of 255 bytes is the longest PIN taken (longer ones: test_file_errors) */
     char line[400];
-    memset(line, '7', 300);
-    line[300] = '\n';
     char want[256];
-    memset(want, '7', 255);
-    want[255] = '\0';
-    expect_pin("long", line, 301, want);
     memset(line, '8', 255);
     line[255] = '\n';
     memset(want, '8', 255);
+    want[255] = '\0';
     expect_pin("exactly-255", line, 256, want);
 }
 
@@ -102,9 +94,23 @@ static void test_file_errors(void)
     snprintf(msg, sizeof msg, "cannot read pin-source %s for token \"unit\": No such file or directory", path);
     expect_error(path, msg);
 
-    /* a directory opens but reads nothing: reported as empty today */
-    snprintf(msg, sizeof msg, "pin-source %s for token \"unit\" is empty", dir);
+    /* a directory is named as one, not as "empty" */
+    snprintf(msg, sizeof msg, "pin-source %s for token \"unit\" is a directory", dir);
     expect_error(dir, msg);
+
+    /* PINs that could only be wrong are refused, not sent (each would spend a try): an
+     * empty first line, a NUL in it (the zero device, a sparse file), one too long */
+    expect_error(file_with("blank-line", "\n1234\n", 6), "has an empty first line");
+    expect_error(file_with("nul", "12\0" "34\n", 6), "holds a NUL byte in its first line");
+    expect_error(file_with("sparse", "\0\0\0\0\0\0\0\0", 8), "holds a NUL byte in its first line");
+    expect_error("/dev/zero", "holds a NUL byte in its first line");
+    char line[400];
+    memset(line, '7', 300);
+    line[300] = '\n';
+    expect_error(file_with("long", line, 301), "has a first line longer than 255 bytes");
+    /* a name with control characters is quoted escaped */
+    snprintf(path, sizeof path, "%s/a\nb", dir);
+    expect_error(path, "a\\x0ab for token");
 
     /* a file the process may not read (root reads anything: then the PIN) */
     const char *locked = file_with("locked", "1234\n", 5);
@@ -231,11 +237,20 @@ static void test_order_and_callback(void)
     cancel.pin_cb_arg = "too-long";
     pin = hsmtls_p11_pin_obtain(&token, NULL, &cancel, &none);
     CHECK(pin == NULL && hsmtls_p11_error_rv() == CKR_FUNCTION_CANCELED);
-    /* an empty PIN from the callback is a PIN */
+    /* an empty PIN is never given out, wherever it comes from */
     cancel.pin_cb_arg = "";
+    hsmtls_p11_error_clear();
     pin = hsmtls_p11_pin_obtain(&token, NULL, &cancel, &none);
-    CHECK(streq(pin, ""));
-    hsmtls_p11_pin_free(pin);
+    CHECK(pin == NULL && none == 0 && hsmtls_p11_error_rv() == CKR_PIN_LEN_RANGE);
+    CHECK_MSG(check_contains(hsmtls_p11_error_message(), "empty PIN from the PIN callback"),
+              hsmtls_p11_error_message());
+    hsmtls_p11_lookup configured = { .pin = "" };
+    pin = hsmtls_p11_pin_obtain(&token, NULL, &configured, &none);
+    CHECK(pin == NULL && none == 0 && check_contains(hsmtls_p11_error_message(), "empty PIN from the configured PIN"));
+    uri = hsmtls_p11_uri_parse("pkcs11:token=unit?pin-value=");
+    pin = uri ? hsmtls_p11_pin_obtain(&token, uri, NULL, &none) : NULL;
+    CHECK(pin == NULL && none == 0 && check_contains(hsmtls_p11_error_message(), "empty PIN from the URI's pin-value"));
+    hsmtls_p11_uri_free(uri);
 
     /* no source at all: none, and no error */
     hsmtls_p11_lookup nothing = { 0 };
@@ -272,7 +287,7 @@ static void remove_dir(void)
 {
     static const char *const names[] = { "newline", "no-newline", "crlf", "cr", "two-lines", "spaces",
                                          "tab", "utf8", "blank-line", "nul", "long", "exactly-255",
-                                         "empty", "locked", "forms", "order", "secret" };
+                                         "empty", "locked", "forms", "order", "secret", "sparse" };
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
