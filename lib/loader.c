@@ -177,6 +177,33 @@ static int pem_cb(char *buf, int size, int rwflag, void *u)
     return n;
 }
 
+/* hsmtls/p11_keyfile.h's HSMTLS_P11_KEYFILE_MAX_PEM (libhsmtls does not include the
+ * core's headers) */
+#define KEYFILE_MAX 65536
+
+/* Whether path is a regular file over KEYFILE_MAX bytes whose first PEM block (in its
+ * first KEYFILE_MAX bytes) is a PKCS#11 URI key file's. */
+static int uri_key_file_too_large(const char *path)
+{
+    static const char begin[] = "-----BEGIN PKCS#11 PROVIDER URI-----";
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= KEYFILE_MAX)
+        return 0;
+    FILE *f = fopen(path, "rb");
+    char *head = f ? malloc(KEYFILE_MAX + 1) : NULL;
+    size_t n = head ? fread(head, 1, KEYFILE_MAX, f) : 0;
+    if (f)
+        fclose(f);
+    int ours = 0;
+    if (head) {
+        head[n] = '\0';
+        const char *first = strstr(head, "-----BEGIN ");
+        ours = first && strncmp(first, begin, sizeof begin - 1) == 0;
+    }
+    free(head);
+    return ours;
+}
+
 enum what { WANT_CERTS, WANT_KEY };
 
 /* One open of the reference; fills certs or *key. Returns 1 when it found something. */
@@ -254,6 +281,14 @@ static void *load(const char *ref, const void *mem, size_t len, enum what what,
     const char *path = !mem && !token ? (strncasecmp(ref, "file:", 5) == 0 ? ref + 5 : ref) : NULL;
     if (path && strncmp(path, "//", 2) != 0 && access(path, R_OK) != 0) {
         hsmtls__err_set(err, "%s %s: %s", kind, hsmtls__short(shown).s, strerror(errno));
+        free(shown);
+        return NULL;
+    }
+    /* A PKCS#11 URI key file over 64 KiB is refused here, where its size is known, before
+     * OpenSSL reads it (the provider refuses it too, after a bounded read). */
+    if (path && strncmp(path, "//", 2) != 0 && uri_key_file_too_large(path)) {
+        hsmtls__err_set(err, "%s %s: PKCS#11 URI key file too large: more than %d bytes (a key "
+                        "file names a key in a few hundred)", kind, hsmtls__short(shown).s, KEYFILE_MAX);
         free(shown);
         return NULL;
     }

@@ -34,10 +34,12 @@
 
 #include "hsmtls/p11_keyfile.h"
 
-/* Our DER body is a few hundred bytes (the format allows up to 64 KiB of URI); PEM
- * input may carry other blocks after ours. */
+/* Our DER body is a few hundred bytes (the writer allows a 48000-byte URI); a key file
+ * is at most HSMTLS_P11_KEYFILE_MAX_PEM (64 KiB) of PEM text, refused at once beyond:
+ * reading a larger one would only cost time (OpenSSL's own decoders take minutes over a
+ * few megabytes). PEM input may carry other blocks after ours. */
 #define MAX_DER (65536 + 16)
-#define MAX_PEM (1024 * 1024)
+#define MAX_PEM HSMTLS_P11_KEYFILE_MAX_PEM
 
 typedef struct dec_ctx {
     hsmtls_provctx *pc;
@@ -76,16 +78,32 @@ fail:
     return 0;
 }
 
+/* Reads the rest of a refused input in large pieces (linear), so that OpenSSL's file
+ * store, which decodes one object after another until the input ends, does not go on
+ * decoding the middle of our block line by line (minutes for a few megabytes). At most
+ * 64 MiB: a larger input is OpenSSL's to give up on. */
+static void skip_rest(hsmtls_provctx *pc, OSSL_CORE_BIO *in)
+{
+    enum { PIECE = 65536, MOST = 64 * 1024 * 1024 };
+    unsigned char *piece = pc->core_bio_read_ex ? malloc(PIECE) : NULL;
+    size_t n = 0;
+    for (size_t total = 0; piece && total < MOST && pc->core_bio_read_ex(in, piece, PIECE, &n) && n > 0;)
+        total += n;
+    free(piece);
+}
+
 /* The first PEM block of the input if it is ours, read line by line: every PEM file
  * the process decodes passes through here (certificate bundles too), so someone else's
- * block is given up at its BEGIN line. 1 and the block's text, 0 when it is not ours. */
+ * block is given up at its BEGIN line. 1 and the block's text, 0 when it is not ours,
+ * -1 when it is ours and longer than MAX_PEM (read no further: linear, bounded). */
 static int read_first_block(hsmtls_provctx *pc, OSSL_CORE_BIO *in, unsigned char **out,
                             size_t *out_len)
 {
     static const char begin[] = "-----BEGIN " HSMTLS_P11_KEYFILE_PEM_LABEL "-----";
     char line[256];
     if (!pc->core_bio_gets) {
-        /* A core without BIO_gets: the whole input, if it has our BEGIN line at all. */
+        /* A core without BIO_gets (OpenSSL 3.0 has it): the whole input, read up to the
+         * bound, if it has our BEGIN line at all. */
         if (!read_all(pc, in, MAX_PEM, out, out_len))
             return 0;
         if (*out_len >= sizeof begin - 1 && memmem(*out, *out_len, begin, sizeof begin - 1))
@@ -107,10 +125,15 @@ static int read_first_block(hsmtls_provctx *pc, OSSL_CORE_BIO *in, unsigned char
     unsigned char *buf = malloc(cap);
     for (int end = 0; buf && !end;) {
         size_t n = strlen(line);
+        if (len + n > MAX_PEM) {
+            free(buf);
+            skip_rest(pc, in);
+            return -1; /* ours, and too large: said by the caller */
+        }
         if (len + n + 1 > cap) {
-            unsigned char *bigger = cap < MAX_PEM ? realloc(buf, cap * 2) : NULL;
+            unsigned char *bigger = realloc(buf, cap * 2);
             if (!bigger)
-                break; /* too long for a key file: what is read is not PEM */
+                break;
             buf = bigger;
             cap *= 2;
             continue; /* the same line again, with room for it */
@@ -208,7 +231,16 @@ static int pem_decode(void *ctx, OSSL_CORE_BIO *in, int selection, OSSL_CALLBACK
     char *name = NULL, *header = NULL, *uri = NULL;
     long der_len = 0;
     int ret = 1; /* not ours: empty-handed, which is not an error */
-    if (!read_first_block(c->pc, in, &text, &text_len))
+    int block = read_first_block(c->pc, in, &text, &text_len);
+    if (block < 0) {
+        /* An error, not empty hands: OpenSSL's decoding stops here instead of trying
+         * every other decoder over the rest of the file. */
+        HSMTLS_PROV_ERR(c->pc, HSMTLS_R_BAD_ARGUMENT,
+                        "PKCS#11 URI key file too large: more than %d bytes (a key file names a "
+                        "key in a few hundred)", MAX_PEM);
+        return 0;
+    }
+    if (!block)
         return 1;
     ERR_set_mark();
     BIO *mem = BIO_new_mem_buf(text, (int)text_len);
