@@ -75,11 +75,11 @@ static void new_epoch_locked(hsmtls_p11_module *m)
  * (up to 4 s) once they are slow (a network HSM whose connection attempt takes seconds
  * must not stall every handshake). Meanwhile operations fail at once. Caller holds
  * m->lock. */
-static long pause_after_locked(hsmtls_p11_module *m, long long started)
+static long pause_after_locked(hsmtls_p11_module *m, long long started, int failed)
 {
     long long now = now_ms(), took = now - started;
     long long pause = took < 50 ? (took < 1 ? 1 : took) : (took * 10 > 4000 ? 4000 : took * 10);
-    m->retry_at_ms = now + pause;
+    m->retry_at_ms = failed ? now + pause : 0;
     return (long)pause;
 }
 
@@ -118,7 +118,7 @@ static int restart_now(hsmtls_p11_module *m, long *wait_ms)
     CK_RV rv = start_again_locked(m);
     if (rv != CKR_OK) {
         m->down_rv = rv;
-        *wait_ms = pause_after_locked(m, started);
+        *wait_ms = pause_after_locked(m, started, 1);
         pthread_mutex_unlock(&m->lock);
         return hsmtls_p11_error_set(rv, "the token is unreachable: PKCS#11 module %s went down and "
                                     "did not start again (%s); next try in %ld ms", m->path,
@@ -127,13 +127,17 @@ static int restart_now(hsmtls_p11_module *m, long *wait_ms)
     pthread_mutex_unlock(&m->lock);
     int listed = hsmtls_p11_module_tokens(m, 1);
     pthread_mutex_lock(&m->lock);
-    *wait_ms = pause_after_locked(m, started);
+    *wait_ms = pause_after_locked(m, started, listed != 0);
     if (listed == 0)
         atomic_store(&m->lost, 0);
     else
         m->down_rv = hsmtls_p11_error_rv() ? hsmtls_p11_error_rv() : CKR_DEVICE_ERROR;
     pthread_mutex_unlock(&m->lock);
-    return listed == 0 ? 1 : -1; /* a failed listing said why */
+    if (listed != 0)
+        return hsmtls_p11_error_set(m->down_rv, "the token is unreachable: PKCS#11 module %s "
+                                    "started again, but %s; next try in %ld ms", m->path,
+                                    hsmtls_p11_error_message(), *wait_ms);
+    return 1;
 }
 
 int hsmtls_p11_module_restart_if_lost(hsmtls_p11_module *m)
@@ -162,6 +166,12 @@ int hsmtls_p11_module_restart_for(hsmtls_p11_token *t)
         return -1;
     if (r == 1 && t->present)
         return 0;
+    if (r == 1) {
+        /* Started, but still without it: the next look after the pause. */
+        pthread_mutex_lock(&m->lock);
+        m->retry_at_ms = now_ms() + wait_ms;
+        pthread_mutex_unlock(&m->lock);
+    }
     return hsmtls_p11_error_set(CKR_TOKEN_NOT_PRESENT, "the token is unreachable: PKCS#11 module %s "
                                 "%s token \"%s\"; its module is started again to look for it in "
                                 "%ld ms", m->path, r ? "started again without" : "does not list",

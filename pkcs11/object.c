@@ -222,10 +222,19 @@ static int search_token(hsmtls_p11_token *t, const struct search *q,
                 failed = -1;
         }
         free(handles);
-        int lost = hsmtls_p11_session_is_lost(rv);
+        /* A handle that went stale between the search and the reading of it (or a
+         * session lost meanwhile) is worth one more search. */
+        CK_RV why = rv != CKR_OK ? rv : failed ? hsmtls_p11_error_rv() : CKR_OK;
+        enum hsmtls_p11_failure f = hsmtls_p11_classify(why);
+        int lost = hsmtls_p11_session_is_lost(why);
         hsmtls_p11_session_release(t, s, lost);
-        if (!lost)
+        if (tries > 0 || (!lost && f != HSMTLS_P11_HANDLE_STALE && f != HSMTLS_P11_TRANSIENT))
             break;
+        *n = before;
+        failed = 0;
+        rv = CKR_OK;
+        if (!lost)
+            continue;
         hsmtls_p11_token_drop_sessions(t);
         if (hsmtls_p11_token_ensure_login(t) < 0) {
             free(key);

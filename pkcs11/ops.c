@@ -89,8 +89,10 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
     int session_retries = 1, handle_retries = 1;
     for (;;) {
         CK_SESSION_HANDLE s;
+        /* ensure_login after acquire: a fork or a restart shows up in acquire */
         if (hsmtls_p11_session_acquire(t, &s) < 0 || hsmtls_p11_token_ensure_login(t) < 0)
-            return -1; /* ensure_login after acquire: a fork shows up in acquire */
+            return hsmtls_p11_error_set(hsmtls_p11_error_rv(), "%s with \"%s\" on token \"%s\": %s",
+                                        op->what, o->label, t->label, hsmtls_p11_error_message());
         op->started = 0;
         if (atomic_load(&o->generation) != atomic_load(&t->module->epoch))
             rv = hsmtls_p11_object_relocate(o, s);
@@ -108,7 +110,9 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
             break;
         }
         if (f == HSMTLS_P11_TRANSIENT) {
-            hsmtls_p11_session_release(t, s, 1);
+            /* The token was short of memory or sessions: the session itself is fine
+             * (a failed C_Sign ends its operation), and closing it could log out. */
+            hsmtls_p11_session_release(t, s, 0);
             if (session_retries-- > 0)
                 continue;
             break;

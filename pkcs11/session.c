@@ -73,6 +73,17 @@ static void sessions_closed_locked(hsmtls_p11_token *t, size_t n)
     t->open_sessions = t->open_sessions > n ? t->open_sessions - n : 0;
 }
 
+/* The login is gone, and with it the handles of private objects on tokens that hand
+ * them out per login (SoftHSM2 does): they are looked up again before their next use
+ * rather than failing it once first. Caller holds t->lock. */
+static void logged_out_locked(hsmtls_p11_token *t)
+{
+    t->logged_in = 0;
+    for (size_t i = 0; i < t->nobjects; i++)
+        if (t->objects[i]->cls == CKO_PRIVATE_KEY)
+            atomic_store(&t->objects[i]->generation, ~0u);
+}
+
 static CK_RV open_session(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
 {
     CK_RV rv = P11_CALL(t->module, C_OpenSession, t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
@@ -161,6 +172,10 @@ void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int br
         return;
     }
     sessions_closed_locked(t, 1);
+    /* Closing the last session ends the login (PKCS#11: a login is the application's,
+     * over all its sessions). */
+    if (t->open_sessions == 0)
+        logged_out_locked(t);
     pthread_mutex_unlock(&t->lock);
     P11_CALL(t->module, C_CloseSession, s);
 }
@@ -200,7 +215,7 @@ void hsmtls_p11_token_drop_sessions(hsmtls_p11_token *t)
     t->idle = NULL;
     t->nidle = t->idle_cap = 0;
     sessions_closed_locked(t, n);
-    t->logged_in = 0;
+    logged_out_locked(t);
     pthread_mutex_unlock(&t->lock);
     for (size_t i = 0; i < n; i++)
         P11_CALL(t->module, C_CloseSession, idle[i]);

@@ -155,7 +155,10 @@ int hsmtls_p11_token_logged_in(hsmtls_p11_token *t)
 static CK_RV login_once(hsmtls_p11_token *t, const char *pin)
 {
     CK_SESSION_HANDLE s;
-    if (hsmtls_p11_session_acquire(t, &s) < 0)
+    int acquired = hsmtls_p11_session_acquire(t, &s);
+    if (acquired < 0 && hsmtls_p11_classify(hsmtls_p11_error_rv()) == HSMTLS_P11_TRANSIENT)
+        acquired = hsmtls_p11_session_acquire(t, &s); /* short of sessions: once more */
+    if (acquired < 0)
         return hsmtls_p11_error_rv() ? hsmtls_p11_error_rv() : CKR_GENERAL_ERROR;
     CK_RV rv = P11_CALL(t->module, C_Login, s, CKU_USER, (unsigned char *)pin,
                         pin ? strlen(pin) : 0);
