@@ -595,7 +595,11 @@ static CK_RV w_C_Initialize(CK_VOID_PTR pInitArgs)
     }
     /* The plan, parsed again only when it changed: its counts go on across
      * C_Finalize + C_Initialize (so C_Initialize:error=...@n=1 fails only the first). */
+    /* A variable that is unset keeps what an earlier C_Initialize of this process (or
+     * of its parent, before a fork) read: nginx clears its workers' environment. */
     const char *text = getenv("HSMTLS_FAULT");
+    if (!text && G.plan_text)
+        text = G.plan_text;
     if (!G.plan_text || !same_text(text, G.plan_text)) {
         struct fault_plan plan;
         char err[600];
@@ -615,14 +619,18 @@ static CK_RV w_C_Initialize(CK_VOID_PTR pInitArgs)
         return rv;
     }
     const char *log = getenv("HSMTLS_FAULT_LOG");
-    if (G.log_fd >= 0)
-        close(G.log_fd);
-    G.log_fd = log && *log ? open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
-    if (log && *log && G.log_fd < 0)
-        fprintf(stderr, "hsmtls-fault: HSMTLS_FAULT_LOG=%s: %s (logging nothing)\n", log, strerror(errno));
+    if (log) {
+        if (G.log_fd >= 0)
+            close(G.log_fd);
+        G.log_fd = *log ? open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+        if (*log && G.log_fd < 0)
+            fprintf(stderr, "hsmtls-fault: HSMTLS_FAULT_LOG=%s: %s (logging nothing)\n", log, strerror(errno));
+    }
     const char *control = getenv("HSMTLS_FAULT_CONTROL");
-    free(G.control);
-    G.control = control && *control ? strdup(control) : NULL;
+    if (control) {
+        free(G.control);
+        G.control = *control ? strdup(control) : NULL;
+    }
     G.state_read_once = 0;
     if (!G.t0_set) {
         G.t0 = now_ns();
