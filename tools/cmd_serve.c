@@ -142,6 +142,13 @@ static int step(struct client *c)
             c->events = wanted(r);
             return 0;
         }
+        if (r == HSMTLS_CLOSED) {
+            /* After a completed handshake, a client that hangs up without close_notify
+             * (openssl s_client, most HTTP clients) is an ordinary end, not worth a
+             * warning; during the handshake the error above says it. */
+            fprintf(stderr, "hsmtls serve: client %u: closed\n", c->id);
+            return -1;
+        }
         if (r < 0) {
             fprintf(stderr, "hsmtls serve: client %u: %s\n", c->id, cli_q(hsmtls_conn_error_message(c->conn)));
             return -1;
