@@ -117,6 +117,18 @@ def c_cases(program, optional=False):
 def pytest_configure(config):
     config.addinivalue_line("markers", "c_case(program, case): runs that case of a C test program "
                                        "(from conftest.c_cases)")
+    config.addinivalue_line("markers", "soak: a long run, deselected unless HSMTLS_SOAK is set")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Soaks run only when asked for (HSMTLS_SOAK=1): deselected, not skipped, so the
+    default run neither spends their minutes nor reports them as skipped."""
+    if os.environ.get("HSMTLS_SOAK"):
+        return
+    soaks = [item for item in items if item.get_closest_marker("soak")]
+    if soaks:
+        config.hook.pytest_deselected(items=soaks)
+        items[:] = [item for item in items if not item.get_closest_marker("soak")]
 
 
 def pytest_collection_finish(session):
