@@ -90,7 +90,12 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
     for (;;) {
         CK_SESSION_HANDLE s;
         /* ensure_login after acquire: a fork or a restart shows up in acquire */
-        if (hsmtls_p11_session_acquire(t, &s) < 0 || hsmtls_p11_token_ensure_login(t) < 0)
+        int ready = hsmtls_p11_session_acquire(t, &s) == 0;
+        if (ready && hsmtls_p11_token_ensure_login(t) < 0) {
+            hsmtls_p11_session_release(t, s, hsmtls_p11_session_is_lost(hsmtls_p11_error_rv()));
+            ready = 0;
+        }
+        if (!ready)
             return hsmtls_p11_error_set(hsmtls_p11_error_rv(), "%s with \"%s\" on token \"%s\": %s",
                                         op->what, o->label, t->label, hsmtls_p11_error_message());
         op->started = 0;

@@ -10,7 +10,6 @@ Each server is checked the same way: a handshake works; while the HSM is down ea
 handshake fails within a second, and the server says the token is unreachable; once it
 is back, the first or second handshake works again."""
 import os
-import re
 import signal
 import subprocess
 import time
@@ -18,7 +17,7 @@ import time
 import pytest
 
 import peers
-from conftest import BIN, P11_KIT_CLIENT, accepts_connections
+from conftest import P11_KIT_CLIENT, accepts_connections
 
 KEY_URI = "pkcs11:token=server;object=ec-p256;type=private"
 
@@ -118,79 +117,18 @@ def test_openssl_s_server_recovers(sandbox, hsm, tmp_path):
 def test_hsmtls_serve_recovers(sandbox, hsm, tmp_path):
     port = peers.free_port()
     log = tmp_path / "server.log"
-    env = sandbox.env_for(BIN / "hsmtls", hsm.env)
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [str(BIN / "hsmtls"), "serve", "--port", str(port), "--naccept", "40",
-             "--cert", str(sandbox.dir / "certs" / "ec-p256.pem"), "--key", KEY_URI,
-             "--pin-source", str(sandbox.dir / "pin.txt")],
-            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            peers.wait_for_port(port, server)
-            check_across_restart(sandbox, hsm, port, log.read_text)
-        finally:
-            server.kill()
-            server.wait()
-
-
-NGINX_CONF = """
-daemon off;
-master_process on;
-worker_processes 2;
-user root;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log info;
-events {{ worker_connections 16; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        # reuseport: the kernel spreads connections over both workers' sockets.
-        listen 127.0.0.1:{port} ssl reuseport;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        location / {{ return 200 "hello from nginx worker $pid\\n"; }}
-    }}
-}}
-"""
+    with peers.hsmtls_serve(sandbox, port, KEY_URI, hsm.env, log):
+        check_across_restart(sandbox, hsm, port, log.read_text)
 
 
 def test_nginx_two_workers_recover_without_reload(sandbox, hsm, tmp_path):
     """The key is a key file naming the token key (nginx takes only files), loaded by the
-    master before it forks its two workers; each worker recovers on its own."""
+    master before it forks its two workers; each worker recovers on its own, and both
+    answer afterwards."""
     key = tmp_path / "key.pem"
     sandbox.hsmtls("keyfile", "--out", key, KEY_URI, check=True)
     port = peers.free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port, key=key,
-                                      cert=sandbox.dir / "certs" / "ec-p256.pem"))
-    log = tmp_path / "error.log"
-    env = sandbox.env_for("nginx", hsm.env)
-    server = subprocess.Popen(["/usr/sbin/nginx", "-p", str(tmp_path), "-c", str(conf)], env=env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        peers.wait_for_port(port, server)
-        read = lambda: log.read_text() if log.exists() else ""
-        check_across_restart(sandbox, hsm, port, read)
-        # Each worker recovered: both answer, each signing with the token again.
-        workers = set()
-        for _ in range(40):
-            proc = peers.openssl_client(sandbox, port, sandbox.dir / "ca.pem", "-ign_eof",
-                                        data="GET / HTTP/1.0\r\n\r\n")
-            assert peers.handshake_summary(proc), proc.stderr + read()
-            workers.update(re.findall(r"hello from nginx worker (\d+)", proc.stdout))
-            if len(workers) == 2:
-                break
-        assert len(workers) == 2, (workers, read())
-    finally:
-        server.send_signal(signal.SIGQUIT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with peers.nginx_two_workers(sandbox, tmp_path, port, sandbox.dir / "certs" / "ec-p256.pem",
+                                 key, hsm.env) as read_log:
+        check_across_restart(sandbox, hsm, port, read_log)
+        peers.both_nginx_workers_answer(sandbox, port, read_log)

@@ -5,8 +5,6 @@ right, or a clear error where the plan leaves no way to a result. A token remove
 returned, and a device that goes down, are served across by `hsmtls serve` and by nginx
 with two workers, with no restart or reload."""
 import re
-import signal
-import subprocess
 import time
 
 import pytest
@@ -89,15 +87,6 @@ def test_eight_threads_with_sessions_invalidated_under_them(sandbox, tmp_path):
     assert "sessions invalidated" in log, log
 
 
-def serve(sandbox, port, env, log):
-    return subprocess.Popen(
-        [str(BIN / "hsmtls"), "serve", "--port", str(port), "--naccept", "60",
-         "--cert", str(sandbox.dir / "certs" / "ec-p256.pem"), "--key", KEY_URI,
-         "--pin-source", str(sandbox.dir / "pin.txt")],
-        env=sandbox.env_for(BIN / "hsmtls", env), stdin=subprocess.DEVNULL, stdout=log,
-        stderr=subprocess.STDOUT)
-
-
 def handshake_ok(sandbox, port):
     start = time.monotonic()
     proc = peers.openssl_client(sandbox, port, sandbox.dir / "ca.pem", data="")
@@ -136,39 +125,8 @@ def test_hsmtls_serve_across_a_failing_token(sandbox, tmp_path, state):
     env = {**fault_env(sandbox, plan, tmp_path / "fault.log"), "HSMTLS_FAULT_CONTROL": str(control)}
     port = peers.free_port()
     log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        server = serve(sandbox, port, env, out)
-        try:
-            peers.wait_for_port(port, server)
-            across(sandbox, port, control, state, log.read_text)
-        finally:
-            server.kill()
-            server.wait()
-
-
-NGINX_CONF = """
-daemon off;
-master_process on;
-worker_processes 2;
-user root;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log info;
-events {{ worker_connections 16; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl reuseport;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        location / {{ return 200 "hello from nginx worker $pid\\n"; }}
-    }}
-}}
-"""
+    with peers.hsmtls_serve(sandbox, port, KEY_URI, env, log):
+        across(sandbox, port, control, state, log.read_text)
 
 
 def test_nginx_two_workers_across_a_token_removal(sandbox, tmp_path):
@@ -181,30 +139,7 @@ def test_nginx_two_workers_across_a_token_removal(sandbox, tmp_path):
     env = {**fault_env(sandbox, "token:remove@state=remove", tmp_path / "fault.log"),
            "HSMTLS_FAULT_CONTROL": str(control)}
     port = peers.free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port, key=key,
-                                      cert=sandbox.dir / "certs" / "ec-p256.pem"))
-    log = tmp_path / "error.log"
-    server = subprocess.Popen(["/usr/sbin/nginx", "-p", str(tmp_path), "-c", str(conf)],
-                              env=sandbox.env_for("nginx", env), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        peers.wait_for_port(port, server)
-        read = lambda: log.read_text() if log.exists() else ""
-        across(sandbox, port, control, "remove", read)
-        workers = set()
-        for _ in range(40):
-            proc = peers.openssl_client(sandbox, port, sandbox.dir / "ca.pem", "-ign_eof",
-                                        data="GET / HTTP/1.0\r\n\r\n")
-            assert peers.handshake_summary(proc), proc.stderr + read()
-            workers.update(re.findall(r"hello from nginx worker (\d+)", proc.stdout))
-            if len(workers) == 2:
-                break
-        assert len(workers) == 2, (workers, read())
-    finally:
-        server.send_signal(signal.SIGQUIT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with peers.nginx_two_workers(sandbox, tmp_path, port, sandbox.dir / "certs" / "ec-p256.pem",
+                                 key, env) as read_log:
+        across(sandbox, port, control, "remove", read_log)
+        peers.both_nginx_workers_answer(sandbox, port, read_log)

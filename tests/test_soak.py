@@ -8,13 +8,12 @@ Deselected (not skipped) unless HSMTLS_SOAK is set, as conftest.py does for the 
 mark: HSMTLS_SOAK=1 ./run-tests -k soak, or docs/reliability.md's command."""
 import os
 import re
-import subprocess
 import time
 
 import pytest
 
 import peers
-from conftest import BIN, BUILD
+from conftest import BUILD
 
 pytestmark = pytest.mark.soak
 
@@ -36,32 +35,21 @@ def test_serve_soak(sandbox, tmp_path):
            "HSMTLS_FAULT": PLAN, "HSMTLS_FAULT_LOG": str(log)}
     port = peers.free_port()
     server_log = tmp_path / "server.log"
-    with open(server_log, "w") as out:
-        server = subprocess.Popen(
-            [str(BIN / "hsmtls"), "serve", "--port", str(port),
-             "--cert", str(sandbox.dir / "certs" / "ec-p256.pem"),
-             "--key", "pkcs11:token=server;object=ec-p256;type=private",
-             "--pin-source", str(sandbox.dir / "pin.txt")],
-            env=sandbox.env_for(BIN / "hsmtls", env), stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT)
-        try:
-            peers.wait_for_port(port, server)
-            ok = failed = 0
-            start_rss = None
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                proc = peers.openssl_client(sandbox, port, sandbox.dir / "ca.pem", data="")
-                if peers.handshake_summary(proc):
-                    ok += 1
-                else:
-                    failed += 1
-                if ok == 20:
-                    start_rss = rss_kb(server.pid)  # warmed up: pools, caches, OpenSSL
-            assert server.poll() is None, server_log.read_text()[-3000:]
-            end_rss = rss_kb(server.pid)
-        finally:
-            server.kill()
-            server.wait()
+    with peers.hsmtls_serve(sandbox, port, "pkcs11:token=server;object=ec-p256;type=private", env,
+                            server_log, naccept=1000000) as server:
+        ok = failed = 0
+        start_rss = None
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            proc = peers.openssl_client(sandbox, port, sandbox.dir / "ca.pem", data="")
+            if peers.handshake_summary(proc):
+                ok += 1
+            else:
+                failed += 1
+            if ok == 20:
+                start_rss = rss_kb(server.pid)  # warmed up: pools, caches, OpenSSL
+        assert server.poll() is None, server_log.read_text()[-3000:]
+        end_rss = rss_kb(server.pid)
     text = server_log.read_text()
     print(f"soak {seconds:.0f} s: {ok} handshakes, {failed} failed; RSS {start_rss} -> {end_rss} kB")
     assert ok + failed > 0 and ok >= 0.9 * (ok + failed), text[-3000:]
