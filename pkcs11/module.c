@@ -71,14 +71,14 @@ static void new_epoch_locked(hsmtls_p11_module *m)
 
 /* After a restart attempt, the next one only after a pause: as long as the attempt
  * took while attempts are quick (p11-kit's client with its server away answers in
- * milliseconds: the next handshake after the HSM is back finds it), ten times as long
+ * milliseconds: the next handshake after the HSM is back finds it), three times as long
  * (up to 4 s) once they are slow (a network HSM whose connection attempt takes seconds
- * must not stall every handshake). Meanwhile operations fail at once. Caller holds
- * m->lock. */
+ * must not stall every handshake: at most a quarter of the time goes to trying).
+ * Meanwhile operations fail at once. Caller holds m->lock. */
 static long pause_after_locked(hsmtls_p11_module *m, long long started, int failed)
 {
     long long now = now_ms(), took = now - started;
-    long long pause = took < 50 ? (took < 1 ? 1 : took) : (took * 10 > 4000 ? 4000 : took * 10);
+    long long pause = took < 50 ? (took < 1 ? 1 : took) : (took * 3 > 4000 ? 4000 : took * 3);
     m->retry_at_ms = failed ? now + pause : 0;
     return (long)pause;
 }

@@ -132,7 +132,7 @@ def both_nginx_workers_answer(box, port, read_log):
 
 
 @contextlib.contextmanager
-def hsmtls_serve(box, port, key, env, log, naccept=60):
+def hsmtls_serve(box, port, key, env, log, naccept=400):
     """`hsmtls serve` with the sandbox's ec-p256 certificate and `key`, its output in log."""
     from conftest import BIN
     with open(log, "w") as out:
