@@ -522,6 +522,7 @@ int hsmtls_p11_module_tokens(hsmtls_p11_module *m, int refresh)
             t->slot = slots[i];
             t->generation = atomic_load(&m->epoch);
             pthread_mutex_init(&t->lock, NULL);
+            pthread_mutex_init(&t->copy_lock, NULL);
         }
         t->info = seen[i].info;
         t->slot_info = seen[i].sinfo;

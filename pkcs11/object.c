@@ -61,8 +61,11 @@ static char *query_key(const struct search *q, int logged_in)
 static CK_RV find_handles(hsmtls_p11_token *t, CK_SESSION_HANDLE s, const struct search *q,
                           CK_OBJECT_HANDLE **handles, CK_ULONG *n)
 {
-    CK_ATTRIBUTE tmpl[3];
-    CK_ULONG count = 0;
+    /* Token objects only: the session objects this process can see are its own (the
+     * key cache's copies, derived secrets), never what a URI names. */
+    CK_BBOOL on_token = CK_TRUE;
+    CK_ATTRIBUTE tmpl[4] = { { CKA_TOKEN, &on_token, sizeof on_token } };
+    CK_ULONG count = 1;
     CK_OBJECT_CLASS cls = q->cls;
     if (cls != HSMTLS_P11_ANY_CLASS)
         tmpl[count++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof cls };

@@ -8,6 +8,7 @@
 struct op {
     const char *what;             /* "signing", for messages */
     const CK_MECHANISM *mech;
+    CK_OBJECT_HANDLE key;         /* the key's copy inside the token, or the key itself */
     const unsigned char *in;
     size_t in_len;
     unsigned char *out;
@@ -23,8 +24,8 @@ static CK_RV single_part(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *o
 {
     hsmtls_p11_module *m = o->token->module;
     CK_MECHANISM *mech = (CK_MECHANISM *)op->mech;
-    CK_OBJECT_HANDLE h = atomic_load(&o->handle);
-    CK_RV rv = decrypt ? P11_CALL(m, C_DecryptInit, s, mech, h) : P11_CALL(m, C_SignInit, s, mech, h);
+    CK_RV rv = decrypt ? P11_CALL(m, C_DecryptInit, s, mech, op->key)
+                       : P11_CALL(m, C_SignInit, s, mech, op->key);
     if (rv != CKR_OK)
         return rv;
     op->started = 1;
@@ -65,7 +66,7 @@ static CK_RV derive_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
         { CKA_EXTRACTABLE, &yes, sizeof yes },
     };
     CK_OBJECT_HANDLE secret;
-    CK_RV rv = P11_CALL(m, C_DeriveKey, s, (CK_MECHANISM *)op->mech, atomic_load(&o->handle),
+    CK_RV rv = P11_CALL(m, C_DeriveKey, s, (CK_MECHANISM *)op->mech, op->key,
                         tmpl, sizeof tmpl / sizeof tmpl[0], &secret);
     if (rv != CKR_OK)
         return rv;
@@ -86,7 +87,7 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
 {
     hsmtls_p11_token *t = o->token;
     CK_RV rv = CKR_OK;
-    int session_retries = 1, handle_retries = 1;
+    int session_retries = 1, handle_retries = 1, first = 1;
     for (;;) {
         CK_SESSION_HANDLE s;
         /* ensure_login after acquire: a fork or a restart shows up in acquire */
@@ -99,10 +100,9 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
             return hsmtls_p11_error_set(hsmtls_p11_error_rv(), "%s with \"%s\" on token \"%s\": %s",
                                         op->what, o->label, t->label, hsmtls_p11_error_message());
         op->started = 0;
-        if (atomic_load(&o->generation) != atomic_load(&t->module->epoch))
-            rv = hsmtls_p11_object_relocate(o, s);
-        else
-            rv = CKR_OK;
+        int on_copy = 0;
+        rv = hsmtls_p11_key_handle(o, s, first, &op->key, &on_copy);
+        first = 0;
         if (rv == CKR_OK)
             rv = fn(o, s, op);
         enum hsmtls_p11_failure f = hsmtls_p11_classify(rv);
@@ -125,6 +125,10 @@ static int run(hsmtls_p11_object *o, op_fn fn, struct op *op, size_t *out_len)
         /* A session with an operation left active would fail the next Init. */
         hsmtls_p11_session_release(t, s, op->started);
         if (f == HSMTLS_P11_HANDLE_STALE && handle_retries-- > 0) {
+            /* A stale copy most likely means every handle went (a logout, a token
+             * that renumbered its objects): the key is found again too. */
+            if (on_copy)
+                hsmtls_p11_key_copy_stale(o);
             atomic_store(&o->generation, ~0u);
             continue;
         }
@@ -159,14 +163,16 @@ static int check_key(hsmtls_p11_object *key, const char *what)
 int hsmtls_p11_sign(hsmtls_p11_object *key, const CK_MECHANISM *mech,
                     const unsigned char *in, size_t in_len, unsigned char *out, size_t *out_len)
 {
-    struct op op = { "signing", mech, in, in_len, out, *out_len, 0 };
+    struct op op = { .what = "signing", .mech = mech, .in = in, .in_len = in_len, .out = out,
+                      .out_len = *out_len };
     return check_key(key, "signing") < 0 ? -1 : run(key, sign_fn, &op, out_len);
 }
 
 int hsmtls_p11_decrypt(hsmtls_p11_object *key, const CK_MECHANISM *mech,
                        const unsigned char *in, size_t in_len, unsigned char *out, size_t *out_len)
 {
-    struct op op = { "decrypting", mech, in, in_len, out, *out_len, 0 };
+    struct op op = { .what = "decrypting", .mech = mech, .in = in, .in_len = in_len, .out = out,
+                      .out_len = *out_len };
     return check_key(key, "decrypting") < 0 ? -1 : run(key, decrypt_fn, &op, out_len);
 }
 
@@ -175,6 +181,6 @@ int hsmtls_p11_derive(hsmtls_p11_object *key, const unsigned char *peer_point, s
 {
     CK_ECDH1_DERIVE_PARAMS params = { CKD_NULL, 0, NULL, peer_len, (unsigned char *)peer_point };
     CK_MECHANISM mech = { CKM_ECDH1_DERIVE, &params, sizeof params };
-    struct op op = { "deriving", &mech, NULL, 0, out, *out_len, 0 };
+    struct op op = { .what = "deriving", .mech = &mech, .out = out, .out_len = *out_len };
     return check_key(key, "deriving") < 0 ? -1 : run(key, derive_fn, &op, out_len);
 }

@@ -17,7 +17,7 @@
     X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo) X(C_Login) X(C_Logout) \
     X(C_CreateObject) X(C_DestroyObject) X(C_GetAttributeValue) X(C_FindObjectsInit) \
     X(C_FindObjects) X(C_FindObjectsFinal) X(C_SignInit) X(C_Sign) X(C_DecryptInit) \
-    X(C_Decrypt) X(C_DeriveKey) X(C_GenerateKeyPair) X(C_SetAttributeValue)
+    X(C_Decrypt) X(C_DeriveKey) X(C_GenerateKeyPair) X(C_SetAttributeValue) X(C_CopyObject)
 
 enum hsmtls_p11_fn {
 #define HSMTLS_P11_ENUM(f) HSMTLS_P11_FN_##f,
@@ -90,6 +90,15 @@ struct hsmtls_p11_token {
     hsmtls_p11_object **objects;  /* every object loaded from this token, kept */
     size_t nobjects;
     struct hsmtls_p11_query *queries; /* the lookup cache */
+
+    /* The key cache (key_cache.c): the keeper is a session outside the pool that holds
+     * the session copies of this token's keys (closing it destroys them). keeper_serial
+     * names the keeper now open (0: none; never reused), so a copy is current while its
+     * copy_serial matches. copy_lock makes copies one at a time; taken before lock. */
+    pthread_mutex_t copy_lock;
+    CK_SESSION_HANDLE keeper;
+    unsigned keeper_epoch;
+    _Atomic unsigned keeper_serial;
 };
 
 struct hsmtls_p11_object {
@@ -106,6 +115,14 @@ struct hsmtls_p11_object {
     unsigned char *modulus, *exponent, *ec_params, *ec_point, *cert;
     size_t modulus_len, exponent_len, ec_params_len, ec_point_len, cert_len;
     const char *curve;            /* "P-256", "ED25519" ...; NULL for RSA */
+    /* Its copy inside the token (key_cache.c), current while copy_serial equals the
+     * token's keeper_serial; copy_refused: the token will not copy it, so never again. */
+    _Atomic CK_OBJECT_HANDLE copy;
+    _Atomic unsigned copy_serial;
+    _Atomic int copy_refused;
+    int copy_checked;             /* a copy was seen to keep the key's protection */
+    unsigned copy_made_in;        /* the keeper the last copy was made in (copy_lock) */
+    _Atomic unsigned long copies;
 };
 
 /* Core functions the fronts do not need (kept out of the public headers and so out of
@@ -163,6 +180,8 @@ int hsmtls_p11_module_reinit_idle(hsmtls_p11_module *m);
 /* session.c: the pool. acquire may open a session; release returns it, or closes
  * it when `broken`. */
 int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s);
+/* A new R/W session (read-only when the token is write-protected), outside the pool. */
+CK_RV hsmtls_p11_session_open(hsmtls_p11_token *t, CK_SESSION_HANDLE *s);
 void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int broken);
 /* Forgets sessions, login and handles of an older epoch (caller holds lock). */
 void hsmtls_p11_token_reset_locked(hsmtls_p11_token *t);
@@ -198,6 +217,20 @@ void hsmtls_p11_token_free_queries(hsmtls_p11_token *t);
 char *hsmtls_p11_pin_obtain(hsmtls_p11_token *t, const hsmtls_p11_uri *uri,
                             const hsmtls_p11_lookup *opt, int *none);
 void hsmtls_p11_pin_free(char *pin);
+
+/* key_cache.c. The handle an operation on `o` uses in session `s`: its copy inside the
+ * token when the cache has one (or, when `may_copy`, now makes one), else its own (found
+ * again first when stale). *on_copy says which, for a stale answer to drop the right
+ * one. An operation's retry passes may_copy 0: recovering costs no more calls than
+ * without the cache, and the next operation makes the copy. */
+CK_RV hsmtls_p11_key_handle(hsmtls_p11_object *o, CK_SESSION_HANDLE s, int may_copy,
+                            CK_OBJECT_HANDLE *h, int *on_copy);
+void hsmtls_p11_key_copy_stale(hsmtls_p11_object *o);
+/* session.c: the count of open sessions, kept by whoever opens or closes one. */
+void hsmtls_p11_token_sessions_opened(hsmtls_p11_token *t, size_t n);
+void hsmtls_p11_token_sessions_closed(hsmtls_p11_token *t, size_t n);
+/* Closes the keeper, destroying the copies (caller holds no lock). */
+void hsmtls_p11_token_drop_keeper(hsmtls_p11_token *t);
 
 /* attrs.c */
 int hsmtls_p11_object_read_attributes(hsmtls_p11_object *o, CK_SESSION_HANDLE s);

@@ -56,6 +56,7 @@ void hsmtls_p11_token_reset_locked(hsmtls_p11_token *t)
     t->nidle = 0;
     t->open_sessions = 0;
     t->logged_in = 0;
+    atomic_store(&t->keeper_serial, 0);
 }
 
 static void check_epoch_locked(hsmtls_p11_token *t, unsigned epoch)
@@ -73,6 +74,20 @@ static void sessions_closed_locked(hsmtls_p11_token *t, size_t n)
     t->open_sessions = t->open_sessions > n ? t->open_sessions - n : 0;
 }
 
+void hsmtls_p11_token_sessions_opened(hsmtls_p11_token *t, size_t n)
+{
+    pthread_mutex_lock(&t->lock);
+    t->open_sessions += n;
+    pthread_mutex_unlock(&t->lock);
+}
+
+void hsmtls_p11_token_sessions_closed(hsmtls_p11_token *t, size_t n)
+{
+    pthread_mutex_lock(&t->lock);
+    sessions_closed_locked(t, n);
+    pthread_mutex_unlock(&t->lock);
+}
+
 /* The login is gone, and with it the handles of private objects on tokens that hand
  * them out per login (SoftHSM2 does): they are looked up again before their next use
  * rather than failing it once first. Caller holds t->lock. */
@@ -84,7 +99,7 @@ static void logged_out_locked(hsmtls_p11_token *t)
             atomic_store(&t->objects[i]->generation, ~0u);
 }
 
-static CK_RV open_session(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
+CK_RV hsmtls_p11_session_open(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
 {
     CK_RV rv = P11_CALL(t->module, C_OpenSession, t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
                         NULL, NULL, s);
@@ -111,7 +126,7 @@ int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
 
     /* Opened outside the lock: a slow token must not stall threads that have
      * sessions to return. */
-    CK_RV rv = open_session(t, s);
+    CK_RV rv = hsmtls_p11_session_open(t, s);
     if (hsmtls_p11_classify(rv) == HSMTLS_P11_TOKEN_GONE) {
         /* It may be back in another slot (a module that reconnected numbers them anew):
          * the sessions of the old one are gone, and a listing finds it again. */
@@ -124,7 +139,7 @@ int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
         t->open_sessions++; /* this attempt's again */
         pthread_mutex_unlock(&t->lock);
         if (moved)
-            rv = open_session(t, s);
+            rv = hsmtls_p11_session_open(t, s);
         else if (t->nobjects > 0) {
             /* We hold its keys: its module may have lost it (p11-kit's client started
              * while its server was away lists nothing until it starts again). */
@@ -136,7 +151,7 @@ int hsmtls_p11_session_acquire(hsmtls_p11_token *t, CK_SESSION_HANDLE *s)
             pthread_mutex_lock(&t->lock);
             t->open_sessions++;
             pthread_mutex_unlock(&t->lock);
-            rv = open_session(t, s);
+            rv = hsmtls_p11_session_open(t, s);
         }
     }
     if (rv != CKR_OK) {
@@ -173,7 +188,7 @@ void hsmtls_p11_session_release(hsmtls_p11_token *t, CK_SESSION_HANDLE s, int br
     }
     sessions_closed_locked(t, 1);
     /* Closing the last session ends the login (PKCS#11: a login is the application's,
-     * over all its sessions). */
+     * over all its sessions); the key cache's keeper is one of them. */
     if (t->open_sessions == 0)
         logged_out_locked(t);
     pthread_mutex_unlock(&t->lock);
@@ -208,7 +223,9 @@ int hsmtls_p11_token_close_all_sessions(hsmtls_p11_token *t)
 void hsmtls_p11_token_drop_sessions(hsmtls_p11_token *t)
 {
     /* One lost session usually means all were lost (token reset, logout by another
-     * application): close every idle one so a retry starts fresh, and log in again. */
+     * application): close every idle one and the keeper so a retry starts fresh, and
+     * log in again. */
+    hsmtls_p11_token_drop_keeper(t);
     pthread_mutex_lock(&t->lock);
     CK_SESSION_HANDLE *idle = t->idle;
     size_t n = t->nidle;

@@ -151,20 +151,26 @@ int hsmtls_p11_token_logged_in(hsmtls_p11_token *t)
     return yes;
 }
 
-/* One C_Login with `pin` (NULL: protected authentication path) on a pooled session. */
+/* One C_Login with `pin` (NULL: protected authentication path) on a pooled session. An
+ * idle session the token closed meanwhile is replaced, once: the PIN was not checked. */
 static CK_RV login_once(hsmtls_p11_token *t, const char *pin)
 {
-    CK_SESSION_HANDLE s;
-    int acquired = hsmtls_p11_session_acquire(t, &s);
-    if (acquired < 0 && hsmtls_p11_classify(hsmtls_p11_error_rv()) == HSMTLS_P11_TRANSIENT)
-        acquired = hsmtls_p11_session_acquire(t, &s); /* short of sessions: once more */
-    if (acquired < 0)
-        return hsmtls_p11_error_rv() ? hsmtls_p11_error_rv() : CKR_GENERAL_ERROR;
-    CK_RV rv = P11_CALL(t->module, C_Login, s, CKU_USER, (unsigned char *)pin,
-                        pin ? strlen(pin) : 0);
-    if (rv == CKR_USER_ALREADY_LOGGED_IN)
-        rv = CKR_OK;
-    hsmtls_p11_session_release(t, s, hsmtls_p11_session_is_lost(rv) && rv != CKR_USER_NOT_LOGGED_IN);
+    CK_RV rv = CKR_OK;
+    for (int tries = 0; tries < 2; tries++) {
+        CK_SESSION_HANDLE s;
+        int acquired = hsmtls_p11_session_acquire(t, &s);
+        if (acquired < 0 && hsmtls_p11_classify(hsmtls_p11_error_rv()) == HSMTLS_P11_TRANSIENT)
+            acquired = hsmtls_p11_session_acquire(t, &s); /* short of sessions: once more */
+        if (acquired < 0)
+            return hsmtls_p11_error_rv() ? hsmtls_p11_error_rv() : CKR_GENERAL_ERROR;
+        rv = P11_CALL(t->module, C_Login, s, CKU_USER, (unsigned char *)pin, pin ? strlen(pin) : 0);
+        if (rv == CKR_USER_ALREADY_LOGGED_IN)
+            rv = CKR_OK;
+        hsmtls_p11_session_release(t, s, hsmtls_p11_session_is_lost(rv) && rv != CKR_USER_NOT_LOGGED_IN);
+        if (rv != CKR_SESSION_HANDLE_INVALID && rv != CKR_SESSION_CLOSED)
+            break;
+        hsmtls_p11_token_drop_sessions(t);
+    }
     return rv;
 }
 

@@ -72,6 +72,23 @@ int hsmtls_p11_decrypt(hsmtls_p11_object *key, const CK_MECHANISM *mech,
 int hsmtls_p11_derive(hsmtls_p11_object *key, const unsigned char *peer_point,
                       size_t peer_len, unsigned char *out, size_t *out_len);
 
+/* Keys cached inside the token. Before its first operation, a token's private key is
+ * copied into a session object (C_CopyObject with CKA_TOKEN false) held by a session the
+ * core keeps open for the token, and operations use the copy: SoftHSM2 re-reads a token
+ * object's file on every operation, not a session object's. The copy never leaves the
+ * token. It is made once per key while the module stays up (again after a restart, a
+ * fork, or when the token drops it), only for keys whose CKA_COPYABLE is not false, and
+ * kept only when it has the key's CKA_SENSITIVE and CKA_EXTRACTABLE; otherwise the key
+ * itself is used. On by default; off with this setting or HSMTLS_KEY_CACHE=0 in the
+ * environment (process-wide, like the rest of the core's state). The trade-off: the copy
+ * holds one more object in the token's memory for as long as the process runs. */
+void hsmtls_p11_key_cache_set(int enabled);
+int hsmtls_p11_key_cache_enabled(void);
+/* 1 while operations on `key` use a copy inside the token, 0 when they use the key. */
+int hsmtls_p11_object_cached(const hsmtls_p11_object *key);
+/* Copies of `key` made in this process (C_CopyObject calls that succeeded and were kept). */
+unsigned long hsmtls_p11_object_copies(const hsmtls_p11_object *key);
+
 /* Key pair generation on a token. The private key is made sensitive, never
  * extractable, and allowed to sign (and decrypt for RSA, derive for EC); the public key
  * is kept on the token beside it with the same label and id. */

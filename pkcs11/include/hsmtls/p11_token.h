@@ -69,9 +69,13 @@ unsigned long hsmtls_p11_token_signatures(const hsmtls_p11_token *t);
 void hsmtls_p11_tokens_each(void (*fn)(const hsmtls_p11_token *t, void *arg), void *arg);
 
 
-/* Sessions held by the pool: idle now, and open in all. */
+/* Sessions the core holds: idle in the pool now, and open in all (the pool's and the
+ * key cache's). */
 size_t hsmtls_p11_token_idle_sessions(hsmtls_p11_token *t);
 size_t hsmtls_p11_token_open_sessions(hsmtls_p11_token *t);
+/* 1 while the key cache (hsmtls/p11_object.h) keeps a session open on the token for the
+ * copies of its keys: one of the open sessions, never idle. */
+int hsmtls_p11_token_holds_copies(hsmtls_p11_token *t);
 /* C_CloseAllSessions behind the pool's back, as a token reset or another application
  * would: for tests of the pool's recovery. */
 int hsmtls_p11_token_close_all_sessions(hsmtls_p11_token *t);
