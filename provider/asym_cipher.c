@@ -86,7 +86,7 @@ static int fetch_md(cipher_ctx *c, EVP_MD **slot, const OSSL_PARAM *p, const OSS
         return 0;
     if (props)
         OSSL_PARAM_get_utf8_string_ptr(props, &pq);
-    EVP_MD *md = EVP_MD_fetch(c->pc->sw, name, pq);
+    EVP_MD *md = hsmtls_digest_fetch(c->pc, name, pq);
     if (!md) {
         HSMTLS_PROV_ERR(c->pc, HSMTLS_R_UNSUPPORTED, "unknown digest \"%s\"", name);
         return 0;
@@ -263,7 +263,7 @@ static int decrypt(void *ctx, unsigned char *out, size_t *outlen, size_t outsize
     if (c->pad == RSA_NO_PADDING) {
         mech.mechanism = CKM_RSA_X_509;
     } else if (c->pad == RSA_PKCS1_OAEP_PADDING) {
-        EVP_MD *sha1 = c->oaep_md ? NULL : EVP_MD_fetch(c->pc->sw, "SHA1", NULL);
+        EVP_MD *sha1 = c->oaep_md ? NULL : hsmtls_digest_fetch(c->pc, "SHA1", NULL);
         const EVP_MD *md = c->oaep_md ? c->oaep_md : sha1;
         const EVP_MD *mgf1 = c->mgf1_md ? c->mgf1_md : md;
         int known = hsmtls_pkcs11_hash(md, &oaep.hashAlg, NULL) &&

@@ -15,6 +15,7 @@
  * there (see "key generation on a token" below). */
 #include "provider.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -43,7 +44,18 @@ static void km_free(void *keydata)
     if (!key)
         return;
     EVP_PKEY_free(key->soft);
+    free(key->export_refusal);
     free(key); /* priv/pub are the core's, kept for the process */
+}
+
+/* Keeps an EC key's group name (see hsmtls_key). */
+static void keep_group(hsmtls_key *key)
+{
+    key->group[0] = '\0';
+    if (key->soft && strcmp(key->type, "EC") == 0 &&
+        !EVP_PKEY_get_utf8_string_param(key->soft, OSSL_PKEY_PARAM_GROUP_NAME, key->group,
+                                        sizeof key->group, NULL))
+        key->group[0] = '\0';
 }
 
 /* Our key for a token object of the right type. */
@@ -64,6 +76,7 @@ static hsmtls_key *key_for_object(hsmtls_provctx *pc, hsmtls_p11_object *o, cons
         km_free(key);
         return NULL;
     }
+    keep_group(key);
     return key;
 }
 
@@ -111,12 +124,44 @@ static int km_match(const void *keydata1, const void *keydata2, int selection)
     return 1;
 }
 
+/* libssl asks, on every handshake, for the default and mandatory digest
+ * (EVP_PKEY_get_default_digest_name) and for an EC key's group name, each twice: these
+ * are answered here, with the default provider's answers for these key types (RSA and
+ * EC: default digest SHA256; EdDSA: no mandatory digest; EC: the group name kept when
+ * the key was made), instead of a round through its get_params, which looks up every
+ * parameter it knows. -1: some other parameter is asked for, so none is answered here. */
+static int answer_locally(const hsmtls_key *key, OSSL_PARAM params[])
+{
+    int eddsa = strcmp(key->type, "ED25519") == 0 || strcmp(key->type, "ED448") == 0;
+    int rsa_ec = strcmp(key->type, "RSA") == 0 || strcmp(key->type, "EC") == 0;
+    if (!eddsa && !rsa_ec)
+        return -1;
+    for (OSSL_PARAM *p = params; p->key; p++)
+        if (strcmp(p->key, OSSL_PKEY_PARAM_DEFAULT_DIGEST) != 0 &&
+            strcmp(p->key, OSSL_PKEY_PARAM_MANDATORY_DIGEST) != 0 &&
+            !(key->group[0] && strcmp(p->key, OSSL_PKEY_PARAM_GROUP_NAME) == 0))
+            return -1;
+    for (OSSL_PARAM *p = params; p->key; p++) {
+        const char *value = NULL;
+        if (rsa_ec && strcmp(p->key, OSSL_PKEY_PARAM_DEFAULT_DIGEST) == 0)
+            value = "SHA256";
+        else if (eddsa && strcmp(p->key, OSSL_PKEY_PARAM_MANDATORY_DIGEST) == 0)
+            value = "";
+        else if (strcmp(p->key, OSSL_PKEY_PARAM_GROUP_NAME) == 0)
+            value = key->group;
+        if (value && !OSSL_PARAM_set_utf8_string(p, value))
+            return 0;
+    }
+    return 1;
+}
+
 static int km_get_params(void *keydata, OSSL_PARAM params[])
 {
     hsmtls_key *key = keydata;
     if (!key->soft)
         return 0;
-    return EVP_PKEY_get_params(key->soft, params);
+    int r = params ? answer_locally(key, params) : -1;
+    return r >= 0 ? r : EVP_PKEY_get_params(key->soft, params);
 }
 
 static const OSSL_PARAM rsa_gettable_list[] = {
@@ -206,18 +251,47 @@ static int km_import(void *keydata, int selection, const OSSL_PARAM params[])
     if (!ok)
         HSMTLS_PROV_ERR(key->pc, HSMTLS_R_BAD_ARGUMENT, "cannot import the %s public key",
                         key->type);
+    else
+        keep_group(key);
     return ok;
+}
+
+/* OpenSSL 3.0 asks for the private half on every signature init with a token key (it
+ * first tries the default provider's signature, which would need the key exported
+ * there), twice per TLS handshake, and drops the error; a user's export (openssl pkey
+ * -outform DER) gets the same message. So the message is made once per key. */
+static void refuse_export(hsmtls_key *key)
+{
+    char *msg = __atomic_load_n(&key->export_refusal, __ATOMIC_ACQUIRE);
+    if (!msg) {
+        char buf[512];
+        snprintf(buf, sizeof buf,
+                 "the private key \"%s\" on PKCS#11 token \"%s\" cannot be exported "
+                 "(only its public key can)",
+                 hsmtls_p11_object_label(key->priv),
+                 hsmtls_p11_token_label(hsmtls_p11_object_token(key->priv)));
+        char *mine = strdup(buf), *expected = NULL;
+        if (!mine) {
+            HSMTLS_PROV_ERR(key->pc, HSMTLS_R_PRIVATE_KEY_EXPORT, "%s", buf);
+            return;
+        }
+        if (__atomic_compare_exchange_n(&key->export_refusal, &expected, mine, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            msg = mine;
+        } else {
+            free(mine);
+            msg = expected;
+        }
+    }
+    hsmtls_prov_error_text(key->pc, HSMTLS_R_PRIVATE_KEY_EXPORT, OPENSSL_FILE, OPENSSL_LINE,
+                           OPENSSL_FUNC, msg);
 }
 
 static int km_export(void *keydata, int selection, OSSL_CALLBACK *param_cb, void *cbarg)
 {
     hsmtls_key *key = keydata;
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && key->priv) {
-        HSMTLS_PROV_ERR(key->pc, HSMTLS_R_PRIVATE_KEY_EXPORT,
-                        "the private key \"%s\" on PKCS#11 token \"%s\" cannot be exported "
-                        "(only its public key can)",
-                        hsmtls_p11_object_label(key->priv),
-                        hsmtls_p11_token_label(hsmtls_p11_object_token(key->priv)));
+        refuse_export(key);
         return 0;
     }
     if (!key->soft)
@@ -243,6 +317,7 @@ static void *km_dup(const void *keydata, int selection)
     key->pub = from->pub;
     if (from->soft && EVP_PKEY_up_ref(from->soft))
         key->soft = from->soft;
+    memcpy(key->group, from->group, sizeof key->group);
     return key;
 }
 

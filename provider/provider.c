@@ -25,6 +25,7 @@
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
 
@@ -46,6 +47,35 @@ void hsmtls_prov_error(const hsmtls_provctx *pc, int reason, const char *file, i
         pc->core_vset_error(pc->handle, (uint32_t)reason, fmt, ap);
     }
     va_end(ap);
+}
+
+static void vset_error(const hsmtls_provctx *pc, int reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pc->core_vset_error(pc->handle, (uint32_t)reason, fmt, ap);
+    va_end(ap);
+}
+
+/* The reason goes through the core; the text is attached as the error's data as is
+ * (ERR_set_error_data on the error just raised, in this thread's queue: the provider
+ * runs on the libcrypto that loaded it). BIO_vsnprintf, even for "%s", costs more than
+ * the rest of a refused export together. */
+void hsmtls_prov_error_text(const hsmtls_provctx *pc, int reason, const char *file, int line,
+                            const char *func, const char *text)
+{
+    if (pc && pc->core_new_error && pc->core_vset_error) {
+        pc->core_new_error(pc->handle);
+        if (pc->core_set_error_debug)
+            pc->core_set_error_debug(pc->handle, file, line, func);
+        char *copy = OPENSSL_strdup(text);
+        if (!copy) {
+            vset_error(pc, reason, "%s", text);
+            return;
+        }
+        vset_error(pc, reason, NULL);
+        ERR_set_error_data(copy, ERR_TXT_STRING | ERR_TXT_MALLOCED);
+    }
 }
 
 const char *hsmtls_key_type_name(const hsmtls_p11_object *o)
@@ -299,6 +329,7 @@ static void provctx_free(hsmtls_provctx *pc)
 {
     if (!pc)
         return;
+    hsmtls_digests_free(pc);
     if (pc->sw_default)
         OSSL_PROVIDER_unload(pc->sw_default);
     OSSL_LIB_CTX_free(pc->sw);
@@ -401,6 +432,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         provctx_free(pc);
         return 0;
     }
+    hsmtls_digests_load(pc);
     *out = provider_functions;
     *provctx = pc;
     return 1;

@@ -17,6 +17,16 @@
 #define HSMTLS_PROV_NAME "hsmtls"
 #define HSMTLS_PROV_PROPS "provider=" HSMTLS_PROV_NAME
 
+/* Digests fetched once, when the provider starts (digests.c): each TLS handshake names
+ * one in each of its two signature initialisations, and a fetch by name takes locks and
+ * hash lookups every time. Each entry keeps the digest's names (aliases, OID). */
+#define HSMTLS_DIGEST_CACHE 5
+#define HSMTLS_DIGEST_NAMES 8
+typedef struct hsmtls_digest_entry {
+    EVP_MD *md;
+    char *names[HSMTLS_DIGEST_NAMES];
+} hsmtls_digest_entry;
+
 typedef struct hsmtls_provctx {
     const OSSL_CORE_HANDLE *handle;
     OSSL_FUNC_core_new_error_fn *core_new_error;
@@ -30,6 +40,7 @@ typedef struct hsmtls_provctx {
      * arithmetic, digests and signature verification happen there. */
     OSSL_LIB_CTX *sw;
     OSSL_PROVIDER *sw_default;
+    hsmtls_digest_entry digests[HSMTLS_DIGEST_CACHE]; /* read-only after init */
     /* From openssl.cnf's provider section; the URI's own attributes win. */
     char *module_path;
     char *pin;
@@ -64,6 +75,10 @@ enum {
 void hsmtls_prov_error(const hsmtls_provctx *pc, int reason, const char *file, int line,
                        const char *func, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* The same with a message already made: no formatting, for errors raised often (a
+ * refused export that libcrypto asks for, and drops, on every signature init). */
+void hsmtls_prov_error_text(const hsmtls_provctx *pc, int reason, const char *file, int line,
+                            const char *func, const char *text);
 #define HSMTLS_PROV_ERR(pc, reason, ...) \
     hsmtls_prov_error((pc), (reason), OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, __VA_ARGS__)
 /* The PKCS#11 core's last message, prefixed with what we were doing. */
@@ -80,6 +95,12 @@ typedef struct hsmtls_key {
     hsmtls_p11_object *priv;
     hsmtls_p11_object *pub;
     EVP_PKEY *soft;
+    /* Why the private half cannot be exported, made on the first refusal (set once,
+     * atomically; freed with the key). */
+    char *export_refusal;
+    /* EC: the group's name as the default provider gives it, kept when the key is made
+     * (libssl asks for it twice per handshake); empty when unknown. */
+    char group[64];
 } hsmtls_key;
 
 /* The reference the store hands libcrypto for a key, and keymgmt load() takes back.
@@ -110,6 +131,15 @@ hsmtls_p11_lookup hsmtls_prov_lookup(const hsmtls_provctx *pc);
 /* The PKCS#11 hash mechanism and MGF1 type for a digest (digests.c); 0 when PKCS#11
  * has none for it. Either out-pointer may be NULL. */
 int hsmtls_pkcs11_hash(const EVP_MD *md, CK_MECHANISM_TYPE *hash, CK_RSA_PKCS_MGF_TYPE *mgf);
+
+/* The digest cache (digests.c): filled at provider start (a digest that fails to fetch
+ * is simply not cached), emptied at teardown. */
+void hsmtls_digests_load(hsmtls_provctx *pc);
+void hsmtls_digests_free(hsmtls_provctx *pc);
+/* A digest in pc->sw by name, as EVP_MD_fetch(pc->sw, name, props) gives it (a
+ * reference the caller frees): from the cache when `props` is empty and the name is one
+ * of a cached digest's names, else fetched. */
+EVP_MD *hsmtls_digest_fetch(hsmtls_provctx *pc, const char *name, const char *props);
 
 /* Dispatch tables, by concern. */
 extern const OSSL_DISPATCH hsmtls_store_functions[];

@@ -14,9 +14,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ec.h>
+#include <openssl/obj_mac.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/rsa.h>
@@ -105,7 +104,7 @@ static void *dupctx(void *ctx)
 
 static int set_md(sig_ctx *c, EVP_MD **slot, const char *name, const char *props)
 {
-    EVP_MD *md = EVP_MD_fetch(c->pc->sw, name, props);
+    EVP_MD *md = hsmtls_digest_fetch(c->pc, name, props);
     if (!md) {
         HSMTLS_PROV_ERR(c->pc, HSMTLS_R_UNSUPPORTED, "unknown digest \"%s\"", name);
         return 0;
@@ -337,26 +336,41 @@ static const OSSL_PARAM *gettable_ctx_params(void *ctx, void *provctx)
 /* DigestInfo prefixes (RFC 8017 section 9.2, note 1): the DER before the digest. */
 static const struct {
     const char *md;
+    int nid; /* EVP_MD_get_type(): a field, where EVP_MD_is_a() looks names up */
     unsigned char prefix[19];
     size_t len;
 } digest_infos[] = {
 #define NIST(last, hlen) { 0x30, 0x11 + hlen, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, \
                            0x65, 0x03, 0x04, 0x02, last, 0x05, 0x00, 0x04, hlen }, 19
-    { "SHA1", { 0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00,
-                0x04, 0x14 }, 15 },
-    { "SHA2-224", NIST(0x04, 28) },
-    { "SHA2-256", NIST(0x01, 32) },
-    { "SHA2-384", NIST(0x02, 48) },
-    { "SHA2-512", NIST(0x03, 64) },
-    { "SHA2-512/224", NIST(0x05, 28) },
-    { "SHA2-512/256", NIST(0x06, 32) },
-    { "SHA3-224", NIST(0x07, 28) },
-    { "SHA3-256", NIST(0x08, 32) },
-    { "SHA3-384", NIST(0x09, 48) },
-    { "SHA3-512", NIST(0x0a, 64) },
-    { "MD5-SHA1", { 0 }, 0 }, /* TLS 1.0/1.1: the bare 36-byte concatenation */
+    { "SHA1", NID_sha1, { 0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05,
+                          0x00, 0x04, 0x14 }, 15 },
+    { "SHA2-224", NID_sha224, NIST(0x04, 28) },
+    { "SHA2-256", NID_sha256, NIST(0x01, 32) },
+    { "SHA2-384", NID_sha384, NIST(0x02, 48) },
+    { "SHA2-512", NID_sha512, NIST(0x03, 64) },
+    { "SHA2-512/224", NID_sha512_224, NIST(0x05, 28) },
+    { "SHA2-512/256", NID_sha512_256, NIST(0x06, 32) },
+    { "SHA3-224", NID_sha3_224, NIST(0x07, 28) },
+    { "SHA3-256", NID_sha3_256, NIST(0x08, 32) },
+    { "SHA3-384", NID_sha3_384, NIST(0x09, 48) },
+    { "SHA3-512", NID_sha3_512, NIST(0x0a, 64) },
+    { "MD5-SHA1", NID_md5_sha1, { 0 }, 0 }, /* TLS 1.0/1.1: the bare 36-byte concatenation */
 #undef NIST
 };
+
+/* The DigestInfo entry for a digest: by NID, else by name; -1 when there is none. */
+static int digest_info_index(const EVP_MD *md)
+{
+    const int n = (int)(sizeof digest_infos / sizeof digest_infos[0]);
+    int nid = EVP_MD_get_type(md);
+    for (int i = 0; nid != NID_undef && i < n; i++)
+        if (digest_infos[i].nid == nid)
+            return i;
+    for (int i = 0; i < n; i++)
+        if (EVP_MD_is_a(md, digest_infos[i].md))
+            return i;
+    return -1;
+}
 
 static int token_sign(sig_ctx *c, const CK_MECHANISM *mech, const unsigned char *in,
                       size_t in_len, unsigned char *out, size_t *out_len)
@@ -391,9 +405,8 @@ static int rsa_sign(sig_ctx *c, unsigned char *sig, size_t *siglen, size_t sigsi
         CK_MECHANISM mech = { CKM_RSA_PKCS, NULL, 0 };
         if (!c->md)
             return token_sign(c, &mech, tbs, tbslen, sig, siglen);
-        for (size_t i = 0; i < sizeof digest_infos / sizeof digest_infos[0]; i++) {
-            if (!EVP_MD_is_a(c->md, digest_infos[i].md))
-                continue;
+        int i = digest_info_index(c->md);
+        if (i >= 0) {
             unsigned char buf[19 + EVP_MAX_MD_SIZE];
             memcpy(buf, digest_infos[i].prefix, digest_infos[i].len);
             memcpy(buf + digest_infos[i].len, tbs, tbslen);
@@ -409,7 +422,7 @@ static int rsa_sign(sig_ctx *c, unsigned char *sig, size_t *siglen, size_t sigsi
     if (!md) {
         const char *name = tbslen == 20 ? "SHA1" : tbslen == 28 ? "SHA224" : tbslen == 32 ? "SHA256" :
                            tbslen == 48 ? "SHA384" : tbslen == 64 ? "SHA512" : NULL;
-        md = fetched = name ? EVP_MD_fetch(c->pc->sw, name, NULL) : NULL;
+        md = fetched = name ? hsmtls_digest_fetch(c->pc, name, NULL) : NULL;
     }
     const EVP_MD *mgf1 = c->mgf1_md ? c->mgf1_md : md;
     CK_MECHANISM_TYPE hash;
@@ -439,8 +452,25 @@ static int rsa_sign(sig_ctx *c, unsigned char *sig, size_t *siglen, size_t sigsi
     return token_sign(c, &mech, tbs, tbslen, sig, siglen);
 }
 
+/* One DER INTEGER of a big-endian unsigned value: leading zeros dropped, a zero byte
+ * put back when the top bit is set. Returns the bytes written (at most len + 3). */
+static size_t der_integer(unsigned char *out, const unsigned char *v, size_t len)
+{
+    while (len > 1 && v[0] == 0) {
+        v++;
+        len--;
+    }
+    size_t pad = v[0] & 0x80 ? 1 : 0;
+    out[0] = 0x02;
+    out[1] = (unsigned char)(len + pad);
+    out[2] = 0;
+    memcpy(out + 2 + pad, v, len);
+    return 2 + pad + len;
+}
+
 /* The token returns r||s, each as wide as the group order; X.509 and TLS want the DER
- * ECDSA-Sig-Value. */
+ * ECDSA-Sig-Value (SEQUENCE of two INTEGERs), written here directly: the same bytes as
+ * i2d_ECDSA_SIG, without building BIGNUMs for them on every handshake. */
 static int ecdsa_sign(sig_ctx *c, unsigned char *sig, size_t *siglen, size_t sigsize,
                       const unsigned char *tbs, size_t tbslen)
 {
@@ -449,24 +479,30 @@ static int ecdsa_sign(sig_ctx *c, unsigned char *sig, size_t *siglen, size_t sig
     CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
     if (!token_sign(c, &mech, tbs, tbslen, raw, &raw_len))
         return 0;
+    if (raw_len == 0 || raw_len % 2 != 0) {
+        HSMTLS_PROV_ERR(c->pc, HSMTLS_R_PKCS11, "the token returned a %zu-byte ECDSA signature",
+                        raw_len);
+        return 0;
+    }
     size_t half = raw_len / 2;
-    ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(raw, (int)half, NULL), *s = BN_bin2bn(raw + half, (int)half, NULL);
-    int ok = es && r && s && ECDSA_SIG_set0(es, r, s);
-    if (!ok) {
-        BN_free(r);
-        BN_free(s);
-    }
-    int der_len = ok ? i2d_ECDSA_SIG(es, NULL) : -1;
-    if (der_len > 0 && (size_t)der_len <= sigsize) {
-        unsigned char *p = sig;
-        *siglen = (size_t)i2d_ECDSA_SIG(es, &p);
-    } else {
-        ok = 0;
+    unsigned char body[2 * (66 + 3)];
+    size_t body_len = der_integer(body, raw, half);
+    body_len += der_integer(body + body_len, raw + half, half);
+    size_t head = body_len < 0x80 ? 2 : 3;
+    if (head + body_len > sigsize) {
         HSMTLS_PROV_ERR(c->pc, HSMTLS_R_BAD_ARGUMENT, "cannot encode the ECDSA signature");
+        return 0;
     }
-    ECDSA_SIG_free(es);
-    return ok;
+    sig[0] = 0x30;
+    if (head == 2) {
+        sig[1] = (unsigned char)body_len;
+    } else {
+        sig[1] = 0x81;
+        sig[2] = (unsigned char)body_len;
+    }
+    memcpy(sig + head, body, body_len);
+    *siglen = head + body_len;
+    return 1;
 }
 
 static int sign_init(void *ctx, void *provkey, const OSSL_PARAM params[])
