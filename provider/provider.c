@@ -9,6 +9,7 @@
  *   pkcs11-pin-source = file:/etc/hsm/pin                  # after pkcs11-pin
  *   pkcs11-login = auto                                    # auto | always | never
  *   pkcs11-operations = store,sign,decrypt,derive,keyfile  # what it offers (default all)
+ *   hsmtls-key-cache = yes                                 # keys copied into session objects
  *
  * HSMTLS_PKCS11_MODULE in the environment still overrides the module (the core's rule).
  *
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -34,6 +36,7 @@
 #define HSMTLS_PARAM_PIN_SOURCE "pkcs11-pin-source"
 #define HSMTLS_PARAM_LOGIN "pkcs11-login"
 #define HSMTLS_PARAM_OPERATIONS "pkcs11-operations"
+#define HSMTLS_PARAM_KEY_CACHE "hsmtls-key-cache"
 
 void hsmtls_prov_error(const hsmtls_provctx *pc, int reason, const char *file, int line,
                        const char *func, const char *fmt, ...)
@@ -255,6 +258,27 @@ static int parse_operations(hsmtls_provctx *pc, const char *value, unsigned *ops
     return 1;
 }
 
+/* hsmtls-key-cache: the core's key cache (hsmtls_p11_key_cache_set), on or off for the
+ * whole process; unset leaves the core's default (on, or HSMTLS_KEY_CACHE). */
+static int parse_key_cache(hsmtls_provctx *pc, const char *value)
+{
+    static const struct { const char *name; int on; } words[] = {
+        { "yes", 1 }, { "on", 1 }, { "1", 1 }, { "true", 1 },
+        { "no", 0 }, { "off", 0 }, { "0", 0 }, { "false", 0 },
+    };
+    if (!value || !*value)
+        return 1;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcasecmp(value, words[i].name) == 0) {
+            hsmtls_p11_key_cache_set(words[i].on);
+            return 1;
+        }
+    snprintf(pc->config_error, sizeof pc->config_error,
+             "%s = \"%s\": expected yes, no, on, off, 1, 0, true or false",
+             HSMTLS_PARAM_KEY_CACHE, value);
+    return 0;
+}
+
 static const OSSL_PARAM *gettable_params(void *provctx)
 {
     static const OSSL_PARAM list[] = {
@@ -405,13 +429,15 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     }
 
     if (core_get_params) {
-        char *module_path = NULL, *pin = NULL, *pin_source = NULL, *login = NULL, *ops = NULL;
+        char *module_path = NULL, *pin = NULL, *pin_source = NULL, *login = NULL, *ops = NULL,
+             *key_cache = NULL;
         OSSL_PARAM params[] = {
             OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_MODULE_PATH, &module_path, 0),
             OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_PIN, &pin, 0),
             OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_PIN_SOURCE, &pin_source, 0),
             OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_LOGIN, &login, 0),
             OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_OPERATIONS, &ops, 0),
+            OSSL_PARAM_utf8_ptr(HSMTLS_PARAM_KEY_CACHE, &key_cache, 0),
             OSSL_PARAM_END,
         };
         if (!core_get_params(handle, params) || !take(module_path, &pc->module_path) ||
@@ -419,9 +445,9 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
             provctx_free(pc);
             return 0;
         }
-        /* A bad login or operations value sets config_error (see provider.h). */
-        if (parse_login(pc, login, &pc->login))
-            parse_operations(pc, ops, &pc->operations);
+        /* A bad login, operations or key cache value sets config_error (see provider.h). */
+        if (parse_login(pc, login, &pc->login) && parse_operations(pc, ops, &pc->operations))
+            parse_key_cache(pc, key_cache);
     }
 
     /* A library context of our own with the default provider, not a child of the
