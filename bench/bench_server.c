@@ -45,6 +45,25 @@ void bench_servers_stop(void)
     }
 }
 
+double bench_server_cpu(const struct bench_server *s)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)s->pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    /* After the command name's closing parenthesis: state (field 3) ... utime (14),
+     * stime (15), in clock ticks. */
+    const char *p = strrchr(buf, ')');
+    unsigned long long utime, stime;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                     &stime) != 2)
+        die("cannot read the CPU time of server %d from %s", (int)s->pid, path);
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 const char *bench_server_log(const struct bench_server *s)
 {
     static char buf[2048];

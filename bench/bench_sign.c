@@ -1,39 +1,40 @@
-/* hsmtls-bench-sign: token signatures per second four ways, and TLS handshakes per
+/* hsmtls-bench-sign: token signatures per second six ways, and TLS handshakes per
  * second with a token key, in one run, against the SoftHSM2 sandbox
  * (softhsm/sandbox DIR; . DIR/env.sh):
- *   raw       the module's own function list, one session per thread, key handle
- *             found once, C_SignInit + C_Sign in a loop: the token's own limit;
- *   core      hsmtls_p11_object_find once, then hsmtls_p11_sign: what the core costs;
+ *   raw       the module's own function list, one session per thread, the token key's
+ *             handle found once, C_SignInit + C_Sign in a loop;
+ *   raw-copy  the same loop on a session-object copy of the key that this program makes
+ *             (C_CopyObject, CKA_TOKEN false): the token's own limit, since SoftHSM2 reads
+ *             a token object's file again on every operation and a session object's never;
+ *   core      hsmtls_p11_object_find once, then hsmtls_p11_sign (the core signs with a
+ *             copy of its own when its key cache is on, the default);
  *   provider  EVP_DigestSign with the token key loaded by URI through OSSL_STORE from the
  *             hsmtls provider (its own library context, beside the default provider);
+ *   peer      the same through another provider (--peer-provider: pkcs11-provider);
  *   software  EVP_DigestSign with the PEM copy of the key (default provider).
- * Also counts PKCS#11 calls per warm signature and per key load, through the core (its
- * counters) and through the provider (a short second run of this program with
- * HSMTLS_DEBUG=1: the provider links its own copy of the core, whose counters this
- * process cannot read); then handshakes against openssl s_server (bench_tls.c).
+ * Also counts PKCS#11 calls per warm signature and per key load, through the core and
+ * through the provider: both use the one core library of this process (since issue 11),
+ * so its counters see both; then handshakes against openssl s_server (bench_tls.c).
  * usage: hsmtls-bench-sign [--seconds S] [--threads 1,2] [--keys rsa2048,ec-p256,ed25519]
- *                          [--provider PATH] [--no-tls] */
+ *                          [--provider PATH] [--peer-provider PATH] [--no-tls] */
+#include "hsmtls/p11_module.h"
 #include "hsmtls/p11_object.h"
 #include "bench.h"
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/provider.h>
 #include <openssl/ssl.h>
-#include <openssl/store.h>
 
 #ifndef HSMTLS_BENCH_PROVIDER
 #define HSMTLS_BENCH_PROVIDER "hsmtls.so"
@@ -44,31 +45,26 @@
 #define MAX_THREADS 64
 #define MAX_LIST 16
 #define CALL_SIGNATURES 50 /* signatures in the provider's call count */
-#define STR_(x) #x
-#define STR(x) STR_(x)
-/* The key-load count uses the first of these the run has not loaded yet. */
+/* The key-load counts use the first keys of these the run has not loaded yet. */
 static const char *const load_probes[] = { "rsa3072", "ec-p384", "ec-p521", "rsa2048", "ec-p256" };
 
-enum path { RAW, CORE, PROV, SOFT, NPATHS };
+enum path { RAW, COPY, CORE, PROV, PEER, SOFT, NPATHS };
 
 struct key {
     const char *label;
     CK_MECHANISM mech;
     unsigned char in[64];          /* what the token signs: digest, DigestInfo or message */
     CK_ULONG in_len;
-    unsigned char msg[32];         /* what the software key signs (it hashes it itself) */
-    CK_OBJECT_HANDLE raw;
+    unsigned char msg[32];         /* what EVP_DigestSign signs (it hashes it itself) */
+    CK_OBJECT_HANDLE raw, copy;    /* the token object, this program's session copy */
     hsmtls_p11_object *core;
-    EVP_PKEY *soft;
-    EVP_MD *md;                    /* fetched once, not per signature; NULL for EdDSA */
-    EVP_PKEY *prov;                /* the token key through the provider */
-    EVP_MD *prov_md;               /* SHA256 in the provider's library context */
-    double raw1, soft1;            /* 1-thread rates, for the handshake model */
+    EVP_PKEY *pkey[NPATHS];        /* PROV, PEER, SOFT: the key in that library context */
+    EVP_MD *md[NPATHS];            /* SHA256 fetched once there; NULL for EdDSA */
 };
 
 struct worker {
     struct run *run;
-    CK_SESSION_HANDLE session;     /* raw path only */
+    CK_SESSION_HANDLE session;     /* raw paths only */
     unsigned long ops;
     struct timespec start, end;
     char err[512];
@@ -84,7 +80,13 @@ struct run {
 
 static CK_FUNCTION_LIST *raw_fl;
 static CK_SESSION_HANDLE raw_sessions[MAX_THREADS];
-static OSSL_LIB_CTX *prov_ctx;     /* default + hsmtls providers, no openssl.cnf */
+static CK_SESSION_HANDLE copy_session; /* holds the raw-copy keys, open for the whole run */
+/* The library context of each EVP path: the hsmtls provider's, the peer's (NULL without
+ * --peer-provider), and NULL (the default context, no openssl.cnf) for software. */
+static OSSL_LIB_CTX *ctx_of[NPATHS];
+static enum path paths[NPATHS];        /* the paths of this run, in round order */
+static int npaths;
+static unsigned long copy_calls;       /* C_CopyObject through the core, before the last reset */
 
 void die(const char *fmt, ...)
 {
@@ -116,33 +118,42 @@ double seconds_between(struct timespec a, struct timespec b)
     return (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 }
 
+/* Resets the core's call counters, keeping the C_CopyObject count of the run. */
+static void calls_reset(void)
+{
+    copy_calls += hsmtls_p11_calls("C_CopyObject");
+    hsmtls_p11_calls_reset();
+}
+
 /* One signature on the run's path; 0, or -1 with the reason in w->err. */
 static int sign_once(struct worker *w, EVP_MD_CTX *ctx)
 {
     struct key *k = w->run->k;
+    enum path p = w->run->path;
     unsigned char sig[1024];
-    if (w->run->path == RAW) {
+    if (p == RAW || p == COPY) {
         CK_ULONG len = sizeof sig;
-        CK_RV rv = raw_fl->C_SignInit(w->session, &k->mech, k->raw);
+        CK_RV rv = raw_fl->C_SignInit(w->session, &k->mech, p == RAW ? k->raw : k->copy);
         if (rv == CKR_OK && (rv = raw_fl->C_Sign(w->session, k->in, k->in_len, sig, &len)) == CKR_OK)
             return 0;
-        snprintf(w->err, sizeof w->err, "raw signing with %s: %s", k->label, hsmtls_p11_rv_name(rv));
-    } else if (w->run->path == CORE) {
+        snprintf(w->err, sizeof w->err, "raw signing with %s%s: %s", k->label,
+                 p == COPY ? "'s session copy" : "", hsmtls_p11_rv_name(rv));
+    } else if (p == CORE) {
         size_t len = sizeof sig;
         if (hsmtls_p11_sign(k->core, &k->mech, k->in, k->in_len, sig, &len) == 0)
             return 0;
         snprintf(w->err, sizeof w->err, "%s", hsmtls_p11_error_message());
     } else {
-        /* Initialised for every signature, as a TLS handshake does; the same calls for
-         * the provider's key and the software key. */
+        /* Initialised for every signature, as a TLS handshake does; the same calls on
+         * every EVP path. */
         size_t len = sizeof sig;
-        int prov = w->run->path == PROV;
-        if (EVP_DigestSignInit(ctx, NULL, prov ? k->prov_md : k->md, NULL,
-                               prov ? k->prov : k->soft) == 1 &&
+        if (EVP_DigestSignInit(ctx, NULL, k->md[p], NULL, k->pkey[p]) == 1 &&
             EVP_DigestSign(ctx, sig, &len, k->msg, sizeof k->msg) == 1)
             return 0;
-        snprintf(w->err, sizeof w->err, "EVP_DigestSign with %s%s failed",
-                 prov ? "the provider's " : "soft/", k->label);
+        unsigned long e = ERR_peek_last_error();
+        snprintf(w->err, sizeof w->err, "EVP_DigestSign with %s%s failed: %s",
+                 p == PROV ? "the hsmtls provider's " : p == PEER ? "the peer provider's " : "soft/",
+                 k->label, e ? ERR_error_string(e, NULL) : "no reason given");
     }
     return -1;
 }
@@ -153,7 +164,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct run *r = w->run;
-    int evp = r->path == SOFT || r->path == PROV;
+    int evp = r->path >= PROV;
     EVP_MD_CTX *ctx = evp ? EVP_MD_CTX_new() : NULL;
     int failed = evp && !ctx;
     pthread_barrier_wait(&r->go); /* main has reset the call counters and set the deadline */
@@ -188,7 +199,7 @@ static unsigned long measure(struct key *k, enum path p, int nthreads, double se
         if (pthread_create(&tid[i], NULL, worker_main, &r.w[i]) != 0)
             die("cannot start a thread");
     }
-    hsmtls_p11_calls_reset(); /* no signature is under way: the threads wait for go */
+    calls_reset(); /* no signature is under way: the threads wait for go */
     clock_gettime(CLOCK_MONOTONIC, &r.deadline);
     r.deadline = after(r.deadline, seconds);
     pthread_barrier_wait(&r.go);
@@ -214,9 +225,9 @@ static int unpadded(const unsigned char *s, int size)
     return size;
 }
 
-/* The raw path loads the module itself and calls its function list directly, so its
- * calls never pass through (or count in) the core. dlopen returns the library the core
- * also loads: whichever initialises second gets CKR_CRYPTOKI_ALREADY_INITIALIZED. */
+/* The raw paths load the module themselves and call its function list directly, so
+ * their calls never pass through (or count in) the core. dlopen returns the library the
+ * core also loads: whichever initialises second gets CKR_CRYPTOKI_ALREADY_INITIALIZED. */
 static void raw_setup(const char *module, int nsessions, CK_INFO *info)
 {
     void *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
@@ -243,6 +254,8 @@ static void raw_setup(const char *module, int nsessions, CK_INFO *info)
     for (int i = 0; i < nsessions; i++)
         check(raw_fl->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &raw_sessions[i]),
               "C_OpenSession");
+    check(raw_fl->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &copy_session),
+          "C_OpenSession");
     /* Login belongs to the application, not the session: one serves every session. */
     rv = raw_fl->C_Login(raw_sessions[0], CKU_USER, (CK_UTF8CHAR_PTR)PIN, strlen(PIN));
     check(rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv, "C_Login");
@@ -264,12 +277,32 @@ static CK_OBJECT_HANDLE raw_find(const char *label)
     return h;
 }
 
+/* A session-object copy of the token key, made in copy_session, which stays open for the
+ * run: a session object lives as long as the session that made it, and every session of
+ * the application can use it, so the raw-copy threads sign with it in their own sessions. */
+static CK_OBJECT_HANDLE raw_copy(const char *label, CK_OBJECT_HANDLE key)
+{
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE tmpl[] = { { CKA_TOKEN, &no, sizeof no } };
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_RV rv = raw_fl->C_CopyObject(copy_session, key, tmpl, 1, &h);
+    if (rv != CKR_OK)
+        die("C_CopyObject of %s with CKA_TOKEN false: %s", label, hsmtls_p11_rv_name(rv));
+    return h;
+}
+
+/* The URI of a key on the sandbox token, with the PIN when `pin`. */
+static const char *key_uri(const char *label, int pin)
+{
+    static char uri[256];
+    snprintf(uri, sizeof uri, "pkcs11:token=%s;object=%s;type=private%s", TOKEN, label,
+             pin ? "?pin-value=" PIN : "");
+    return uri;
+}
+
 static hsmtls_p11_object *core_find(const char *label)
 {
-    char text[256];
-    snprintf(text, sizeof text, "pkcs11:token=%s;object=%s;type=private?pin-value=%s", TOKEN,
-             label, PIN);
-    hsmtls_p11_uri *uri = hsmtls_p11_uri_parse(text);
+    hsmtls_p11_uri *uri = hsmtls_p11_uri_parse(key_uri(label, 1));
     hsmtls_p11_object *o = uri ? hsmtls_p11_object_find(uri, NULL, CKO_PRIVATE_KEY) : NULL;
     hsmtls_p11_uri_free(uri);
     if (!o)
@@ -277,52 +310,8 @@ static hsmtls_p11_object *core_find(const char *label)
     return o;
 }
 
-/* The provider in a library context of its own, beside the default provider; no
- * openssl.cnf is read, so the module comes from HSMTLS_PKCS11_MODULE and the PIN from
- * the URI. Unqualified fetches (SHA256) go to the default provider, as in the
- * sandbox's openssl.cnf. */
-static void provider_setup(const char *path)
-{
-    if (!(prov_ctx = OSSL_LIB_CTX_new()) || !OSSL_PROVIDER_load(prov_ctx, "default") ||
-        !EVP_set_default_properties(prov_ctx, "?provider=default"))
-        die("cannot make a library context with the default provider");
-    if (access(path, R_OK) != 0)
-        die("no provider module %s (build it, or name one with --provider or HSMTLS_PROVIDER)",
-            path);
-    if (!OSSL_PROVIDER_load(prov_ctx, path)) {
-        unsigned long e = ERR_peek_last_error();
-        die("cannot load the provider %s: %s", path, e ? ERR_error_string(e, NULL) : "?");
-    }
-}
-
-/* The private key by URI through the provider's store loader, as `openssl -key` does:
- * open, load until the key comes, close. */
-static EVP_PKEY *provider_load(const char *label)
-{
-    char uri[256];
-    snprintf(uri, sizeof uri, "pkcs11:token=%s;object=%s;type=private?pin-value=%s", TOKEN,
-             label, PIN);
-    OSSL_STORE_CTX *store = OSSL_STORE_open_ex(uri, prov_ctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pkey = NULL;
-    while (store && !pkey && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-        if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-        if (!info && OSSL_STORE_error(store))
-            break;
-    }
-    OSSL_STORE_close(store);
-    if (!pkey) {
-        unsigned long e = ERR_peek_last_error();
-        die("the provider did not load pkcs11:token=%s;object=%s;type=private: %s", TOKEN, label,
-            e ? ERR_error_string(e, NULL) : "no key");
-    }
-    return pkey;
-}
-
-/* The key in its four forms, and what each signs: RSA PKCS#1 v1.5 over a SHA-256
- * DigestInfo, ECDSA over a SHA-256 digest, EdDSA over a 32-byte message. */
+/* The key in its forms, and what each signs: RSA PKCS#1 v1.5 over a SHA-256 DigestInfo,
+ * ECDSA over a SHA-256 digest, EdDSA over a 32-byte message. */
 static void key_setup(struct key *k, const char *label, const char *sandbox)
 {
     static const unsigned char digest_info[19] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
@@ -333,6 +322,7 @@ static void key_setup(struct key *k, const char *label, const char *sandbox)
     EVP_Digest(k->msg, sizeof k->msg, digest, NULL, EVP_sha256(), NULL);
     k->core = core_find(label);
     k->raw = raw_find(label);
+    k->copy = raw_copy(label, k->raw);
     CK_KEY_TYPE type = hsmtls_p11_object_key_type(k->core);
     size_t prefix = type == CKK_RSA ? sizeof digest_info : 0;
     k->mech.mechanism = type == CKK_RSA ? CKM_RSA_PKCS : type == CKK_EC ? CKM_ECDSA : CKM_EDDSA;
@@ -341,19 +331,21 @@ static void key_setup(struct key *k, const char *label, const char *sandbox)
     memcpy(k->in, digest_info, prefix);
     memcpy(k->in + prefix, type == CKK_EC_EDWARDS ? k->msg : digest, 32);
     k->in_len = prefix + 32;
-    if (type != CKK_EC_EDWARDS && (!(k->md = EVP_MD_fetch(NULL, "SHA256", NULL)) ||
-                                   !(k->prov_md = EVP_MD_fetch(prov_ctx, "SHA256", NULL))))
-        die("cannot fetch SHA256");
     char path[4096];
     snprintf(path, sizeof path, "%s/soft/%s.key", sandbox, label);
     FILE *f = fopen(path, "r");
-    k->soft = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    k->pkey[SOFT] = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
     if (f)
         fclose(f);
-    if (!k->soft)
+    if (!k->pkey[SOFT])
         die("cannot read the software key %s", path);
-    k->prov = provider_load(label);
-    k->raw1 = k->soft1 = NAN;
+    k->pkey[PROV] = store_load(ctx_of[PROV], key_uri(label, 1), "the hsmtls provider");
+    if (ctx_of[PEER]) /* its PIN comes from its openssl.cnf */
+        k->pkey[PEER] = store_load(ctx_of[PEER], key_uri(label, 0), "the peer provider");
+    for (enum path p = PROV; p <= SOFT; p++)
+        if (k->pkey[p] && type != CKK_EC_EDWARDS &&
+            !(k->md[p] = EVP_MD_fetch(ctx_of[p], "SHA256", NULL)))
+            die("cannot fetch SHA256");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -368,54 +360,70 @@ double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Each path's time is cut into rounds of about 20 ms, run raw core provider soft, then
- * soft provider core raw, and so on; rates are totals, ratios the median of the rounds'
- * ratios. A shared VM's speed swings by ±20% within a quarter second (other guests,
- * other work): with rounds of 0.25 s and ratios of totals, core/raw came out 92-107% for
- * the same build; short paired rounds put the paths through the same swings, and the
- * median ignores bursts. */
+/* "copy" when the core signs with a copy of the key inside the token (its key cache,
+ * pkcs11/include/hsmtls/p11_object.h), "token" when with the token object. */
+static const char *core_key(const struct key *k)
+{
+    return hsmtls_p11_object_cached(k->core) ? "copy" : "token";
+}
+
+/* The ratios of the table: each the median of the rounds' ratios. */
+enum ratio { COPY_RAW, CORE_COPY, PROV_COPY, PROV_PEER, NRATIOS };
+static const enum path ratio_of[NRATIOS][2] = {
+    { COPY, RAW }, { CORE, COPY }, { PROV, COPY }, { PROV, PEER } };
+
+/* Each path's time is cut into rounds of about 20 ms, run in the order of paths[], then
+ * in reverse, and so on; rates are totals, ratios the median of the rounds' ratios. A
+ * shared VM's speed swings by ±20% within a quarter second (other guests, other work):
+ * with rounds of 0.25 s and ratios of totals, core/raw came out 92-107% for the same
+ * build; short paired rounds put the paths through the same swings, and the median
+ * ignores bursts. */
 static void bench_key(struct key *k, int nthreads, double seconds)
 {
     int rounds = 2 * (seconds > 0.06 ? (int)(seconds / 0.04 + 0.5) : 1);
     unsigned long ops[NPATHS] = { 0 }, core_calls = 0, calls;
     double time[NPATHS] = { 0 }, rate[NPATHS], t;
-    double *core_raw = calloc(3 * (size_t)rounds, sizeof *core_raw);
-    double *prov_raw = core_raw + rounds, *raw_soft = prov_raw + rounds;
-    if (!core_raw)
+    double *ratio = calloc(NRATIOS * (size_t)rounds, sizeof *ratio);
+    if (!ratio)
         die("out of memory");
     /* The first signatures after a pause run slow (caches, clock ramp-up, the module's
-     * first use of the key), and the core's pools (this process's and the provider's)
-     * grow to a session per thread: a discarded 0.1 s on each path takes both. */
-    for (int p = 0; p < NPATHS; p++)
-        measure(k, (enum path)p, nthreads, 0.1, &t, &calls);
-    for (int i = 0; i < rounds * NPATHS; i++) {
-        int round = i / NPATHS;
-        enum path p = (enum path)(round % 2 ? NPATHS - 1 - i % NPATHS : i % NPATHS);
+     * first use of the key), the core's pool grows to a session per thread, and the core
+     * copies the key into the token: a discarded 0.1 s on each path takes all that. */
+    for (int i = 0; i < npaths; i++)
+        measure(k, paths[i], nthreads, 0.1, &t, &calls);
+    for (int i = 0; i < rounds * npaths; i++) {
+        int round = i / npaths;
+        enum path p = paths[round % 2 ? npaths - 1 - i % npaths : i % npaths];
         unsigned long n = measure(k, p, nthreads, seconds / rounds, &t, &calls);
         ops[p] += n;
         time[p] += t;
         core_calls += p == CORE ? calls : 0;
         rate[p] = (double)n / t; /* this round's; t > 0: every thread signs at least once */
-        if (i % NPATHS == NPATHS - 1) {
-            core_raw[round] = rate[CORE] / rate[RAW];
-            prov_raw[round] = rate[PROV] / rate[RAW];
-            raw_soft[round] = rate[RAW] / rate[SOFT];
-        }
+        if (i % npaths == npaths - 1)
+            for (int r = 0; r < NRATIOS; r++)
+                ratio[r * rounds + round] = rate[ratio_of[r][0]] / rate[ratio_of[r][1]];
     }
-    for (int p = 0; p < NPATHS; p++)
-        rate[p] = (double)ops[p] / time[p];
-    if (nthreads == 1)
-        k->raw1 = rate[RAW], k->soft1 = rate[SOFT];
-    printf("%-9s %7d %8.0f %8.0f %8.0f %8.0f %8.1f%% %8.1f%% %9.1f%% %9.3f\n", k->label,
-           nthreads, rate[RAW], rate[CORE], rate[PROV], rate[SOFT], 100 * median(core_raw, rounds),
-           100 * median(prov_raw, rounds), 100 * median(raw_soft, rounds),
-           (double)core_calls / (double)ops[CORE]);
+    printf("%-9s %7d", k->label, nthreads);
+    for (enum path p = RAW; p < NPATHS; p++) {
+        if (ops[p])
+            printf(" %8.0f", (double)ops[p] / time[p]);
+        else
+            printf(" %8s", "-");
+    }
+    for (int r = 0; r < NRATIOS; r++) {
+        if (ops[ratio_of[r][0]] && ops[ratio_of[r][1]])
+            printf(" %8.1f%%", 100 * median(ratio + r * rounds, rounds));
+        else
+            printf(" %9s", "-");
+    }
+    printf(" %9.3f %8s\n", (double)core_calls / (double)ops[CORE], core_key(k));
     fflush(stdout);
-    free(core_raw);
+    free(ratio);
 }
 
-/* Prints the core's calls since the last reset: total, then "C_FindObjects 1, ...". */
-static void print_calls(const char *what, const char *label)
+/* Prints the core's calls since the last reset: the total (per signature when `per` > 1),
+ * then "C_FindObjects 1, ...". */
+static void print_calls(const char *what, unsigned long per)
 {
     char *buf = NULL, *save = NULL;
     size_t len = 0;
@@ -424,188 +432,95 @@ static void print_calls(const char *what, const char *label)
         die("out of memory");
     hsmtls_p11_calls_print(mem);
     fclose(mem);
-    printf("  per key load (%s, %s): %lu (", label, what, hsmtls_p11_calls_total());
+    if (per > 1)
+        printf("  %s: %.3f (", what, (double)hsmtls_p11_calls_total() / (double)per);
+    else
+        printf("  %s: %lu (", what, hsmtls_p11_calls_total());
     const char *sep = "";
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), sep = ", ")
         printf("%s%s", sep, line);
-    printf("%s)\n", *buf ? "" : "none");
+    printf("%s", *buf ? "" : "none");
+    if (per > 1)
+        printf(" in %lu signatures", per);
+    printf(")\n");
     free(buf);
 }
 
-/* The first key of load_probes the run has not loaded. */
-static const char *probe_key(char **labels, int nkeys)
+/* The n-th key of load_probes (from 0) that the run has not loaded. */
+static const char *probe_key(char **labels, int nkeys, int n)
 {
     for (size_t i = 0; i < sizeof load_probes / sizeof load_probes[0]; i++) {
         int used = 0;
         for (int j = 0; j < nkeys; j++)
             used |= strcmp(labels[j], load_probes[i]) == 0;
-        if (!used)
+        if (!used && n-- == 0)
             return load_probes[i];
     }
     return NULL;
 }
 
-/* Loads a key nobody has asked for yet (the token is logged in by now), then looks it
- * up again, which the core's cache should answer. */
-static void bench_key_load(char **labels, int nkeys)
+/* PKCS#11 calls by key load and warm signature, through the core and through the
+ * provider. The token is logged in by now. A key nobody has asked for yet is looked up
+ * through the core, twice (the second from the core's cache), another one loaded through
+ * the provider, twice; then warm signatures through the provider. Last, the C_CopyObject
+ * calls of the whole run: the core's key cache copies a key once per process. */
+static void bench_calls(struct key *keys, char **labels, int nkeys)
 {
-    const char *probe = probe_key(labels, nkeys);
-    if (!probe)
-        return;
-    hsmtls_p11_calls_reset();
-    core_find(probe);
-    print_calls("first lookup, after login", probe);
-    hsmtls_p11_calls_reset();
-    core_find(probe);
-    print_calls("cached second lookup", probe);
-}
-
-/* --provider-calls: what this program runs in a child with HSMTLS_DEBUG=1 (see
- * provider_calls). It uses the provider alone, never this process's core, so every
- * "hsmtls: C_... = ..." trace line on stderr is the provider's; "#phase ..." lines
- * mark where each step begins. */
-static int provider_calls_child(char **labels, int nkeys, const char *provider)
-{
-    provider_setup(provider);
-    const char *probe = probe_key(labels, nkeys);
-    EVP_PKEY *pkeys[MAX_LIST];
-    for (int i = 0; i < nkeys; i++) {
-        fprintf(stderr, "#phase load %s %s\n", labels[i], i == 0 ? "with-login" : "after-login");
-        pkeys[i] = provider_load(labels[i]);
-    }
+    const char *probe = probe_key(labels, nkeys, 0), *probe2 = probe_key(labels, nkeys, 1);
+    char what[160];
+    printf("\nPKCS#11 calls, counted by the core library that this program and the hsmtls "
+           "provider share\n(goals: exactly 2 per warm signature, at most 12 per key load "
+           "after login, at most one C_CopyObject per key):\n");
+    printf("  per warm signature through the core: the calls/sig column (C_SignInit + C_Sign)\n");
     if (probe) {
-        fprintf(stderr, "#phase load %s after-login\n", probe);
-        EVP_PKEY_free(provider_load(probe));
-        fprintf(stderr, "#phase load %s again\n", probe);
-        EVP_PKEY_free(provider_load(probe));
+        calls_reset();
+        core_find(probe);
+        snprintf(what, sizeof what, "per key load through the core (%s, first lookup)", probe);
+        print_calls(what, 1);
+        calls_reset();
+        core_find(probe);
+        snprintf(what, sizeof what, "per key load through the core (%s, cached second lookup)", probe);
+        print_calls(what, 1);
     }
-    EVP_MD *md = EVP_MD_fetch(prov_ctx, "SHA256", NULL);
+    if (probe2) {
+        for (int again = 0; again < 2; again++) {
+            calls_reset();
+            EVP_PKEY_free(store_load(ctx_of[PROV], key_uri(probe2, 1), "the hsmtls provider"));
+            snprintf(what, sizeof what, "per key load through the provider (%s, %s)", probe2,
+                     again ? "same URI again" : "first load");
+            print_calls(what, 1);
+        }
+    }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char msg[32], sig[1024];
-    memset(msg, 'm', sizeof msg);
+    unsigned char sig[1024];
     for (int i = 0; i < nkeys; i++) {
-        int eddsa = EVP_PKEY_is_a(pkeys[i], "ED25519") || EVP_PKEY_is_a(pkeys[i], "ED448");
-        for (int j = 0; j <= CALL_SIGNATURES; j++) {
-            if (j < 2)
-                fprintf(stderr, "#phase sign %s %s\n", labels[i], j == 0 ? "first" : "warm");
+        struct key *k = &keys[i];
+        calls_reset();
+        for (int j = 0; j < CALL_SIGNATURES; j++) {
             size_t len = sizeof sig;
-            if (!ctx || !md || EVP_DigestSignInit(ctx, NULL, eddsa ? NULL : md, NULL, pkeys[i]) != 1 ||
-                EVP_DigestSign(ctx, sig, &len, msg, sizeof msg) != 1)
-                die("EVP_DigestSign with the provider's %s failed", labels[i]);
+            if (!ctx || EVP_DigestSignInit(ctx, NULL, k->md[PROV], NULL, k->pkey[PROV]) != 1 ||
+                EVP_DigestSign(ctx, sig, &len, k->msg, sizeof k->msg) != 1)
+                die("EVP_DigestSign with the hsmtls provider's %s failed", k->label);
         }
-        EVP_PKEY_free(pkeys[i]);
+        snprintf(what, sizeof what, "per warm signature through the provider (%s, EVP_DigestSign)",
+                 k->label);
+        print_calls(what, CALL_SIGNATURES);
     }
-    fprintf(stderr, "#phase end\n");
     EVP_MD_CTX_free(ctx);
-    EVP_MD_free(md);
-    return 0;
-}
-
-#define MAX_FNS 64
-struct phase {
-    char name[128];
-    unsigned long total, n[MAX_FNS];
-};
-static char fn_names[MAX_FNS][40];
-static int nfns;
-
-static void phase_print(const struct phase *ph, const char *what, unsigned long per)
-{
-    if (per > 1)
-        printf("  %s: %.3f (", what, (double)ph->total / (double)per);
-    else
-        printf("  %s: %lu (", what, ph->total);
-    const char *sep = "";
-    for (int f = 0; f < nfns; f++)
-        if (ph->n[f]) {
-            printf("%s%s %lu", sep, fn_names[f], ph->n[f]);
-            sep = ", ";
-        }
-    printf("%s%s)\n", ph->total ? "" : "none", per > 1 ? " in " STR(CALL_SIGNATURES) " signatures" : "");
-}
-
-/* Runs this program again with --provider-calls and HSMTLS_DEBUG=1, and sorts the
- * provider's trace lines by step. Tracing costs time, hence the separate run. */
-static void provider_calls(char **labels, int nkeys, const char *provider)
-{
-    char keys[1024] = "";
+    calls_reset();
+    printf("  C_CopyObject through the core in this run: %lu for %d key%s signed with", copy_calls,
+           nkeys, nkeys == 1 ? "" : "s");
     for (int i = 0; i < nkeys; i++)
-        snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", i ? "," : "", labels[i]);
-    int fds[2];
-    if (pipe(fds) != 0)
-        die("pipe: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("HSMTLS_DEBUG", "1", 1);
-        execl("/proc/self/exe", "hsmtls-bench-sign", "--provider-calls", "1", "--keys", keys,
-              "--provider", provider, (char *)NULL);
-        dprintf(2, "cannot run /proc/self/exe: %s\n", strerror(errno));
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *in = fdopen(fds[0], "r");
-    static struct phase phases[3 * MAX_LIST + 8];
-    int nph = 0;
-    struct phase *cur = NULL;
-    char line[1024];
-    while (in && fgets(line, sizeof line, in)) {
-        char fn[40];
-        line[strcspn(line, "\n")] = 0;
-        if (strncmp(line, "#phase ", 7) == 0 && nph < (int)(sizeof phases / sizeof phases[0])) {
-            cur = &phases[nph++];
-            snprintf(cur->name, sizeof cur->name, "%.120s", line + 7);
-        } else if (sscanf(line, "hsmtls: %39[A-Za-z_] = ", fn) == 1 && strncmp(fn, "C_", 2) == 0) {
-            int f = 0;
-            while (f < nfns && strcmp(fn_names[f], fn) != 0)
-                f++;
-            if (f == nfns && nfns < MAX_FNS)
-                snprintf(fn_names[nfns++], sizeof fn_names[0], "%s", fn);
-            if (cur && f < MAX_FNS)
-                cur->total++, cur->n[f]++;
-        } else {
-            fprintf(stderr, "%s\n", line); /* the child's errors, sanitizer reports */
-        }
-    }
-    if (in)
-        fclose(in);
-    int status;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || nph == 0 ||
-        strcmp(phases[nph - 1].name, "end") != 0)
-        die("the provider's call count (hsmtls-bench-sign --provider-calls) failed");
-    printf("\nPKCS#11 calls through the provider (goals: exactly 2 per warm signature, at most "
-           "12 per key load after login):\n"
-           "  counted in a second run of this program with HSMTLS_DEBUG=1, from the provider's "
-           "trace lines\n");
-    for (int i = 0; i < nph - 1; i++) {
-        char label[64], kind[32], what[160];
-        if (sscanf(phases[i].name, "sign %63s %31s", label, kind) == 2 && strcmp(kind, "warm") == 0) {
-            snprintf(what, sizeof what, "per warm signature (%s, EVP_DigestSign)", label);
-            phase_print(&phases[i], what, CALL_SIGNATURES);
-        } else if (sscanf(phases[i].name, "sign %63s %31s", label, kind) == 2) {
-            snprintf(what, sizeof what, "first signature (%s)", label);
-            phase_print(&phases[i], what, 1);
-        } else if (sscanf(phases[i].name, "load %63s %31s", label, kind) == 2) {
-            snprintf(what, sizeof what, "per key load (%s, %s)", label,
-                     strcmp(kind, "with-login") == 0 ? "provider start and login"
-                     : strcmp(kind, "again") == 0    ? "same URI again"
-                                                     : "after login");
-            phase_print(&phases[i], what, 1);
-        }
-    }
+        printf("%s %s %lu", i ? "," : " (copies per key:", keys[i].label,
+               hsmtls_p11_object_copies(keys[i].core));
+    printf(")\n");
 }
 
 static void usage(void)
 {
     fprintf(stderr, "usage: hsmtls-bench-sign [--seconds S] [--threads 1,2] "
                     "[--keys rsa2048,ec-p256,ed25519]\n"
-                    "                         [--provider PATH] [--no-tls]\n"
+                    "                         [--provider PATH] [--peer-provider PATH] [--no-tls]\n"
                     "Run it in a SoftHSM2 sandbox: softhsm/sandbox DIR && . DIR/env.sh\n");
     exit(2);
 }
@@ -620,37 +535,61 @@ static int split(char *list, char **out)
     return n;
 }
 
-static void bench_tls(struct key *keys, int nkeys, const char *sandbox, double seconds)
+/* A number with `decimals` and `unit` in `width` columns, "-" when the server did not run
+ * (0). */
+static void print_num(double v, int width, int decimals, const char *unit)
+{
+    if (v > 0)
+        printf(" %*.*f%s", width - (int)strlen(unit), decimals, v, unit);
+    else
+        printf(" %*s", width, "-");
+}
+
+static void bench_tls(struct key *keys, int nkeys, const char *sandbox, double seconds, int peer)
 {
     const char *conf = getenv("OPENSSL_CONF");
     if (!conf || !*conf)
         die("OPENSSL_CONF is not set: openssl s_server needs the sandbox's openssl.cnf, which "
             "loads the provider (make the sandbox after building it), or run with --no-tls");
-    printf("\nTLS handshakes per second against openssl s_server on 127.0.0.1 "
-           "(OPENSSL_CONF=%s):\n"
-           "one client in this process, one connection at a time, full handshakes "
-           "(no resumption, no tickets), no certificate verification;\n"
-           "token: -key pkcs11:token=%s;object=LABEL;type=private; soft: -key soft/LABEL.key; "
-           "both -cert certs/LABEL.pem;\n"
-           "rates: totals over interleaved ~0.1 s rounds; token/soft: median of the rounds' "
-           "ratios;\ntoken/ideal: the token rate over the rate if a token handshake cost only "
-           "the software one plus\n(1/raw - 1/soft) of the 1-thread signature rates above "
-           "(100%%: the provider adds nothing);\ncalls/hs: the token server's PKCS#11 calls per "
-           "handshake, from its trace lines in a separate short run with HSMTLS_DEBUG=1\n\n",
-           conf, TOKEN);
-    printf("%-9s %-8s %9s %9s %10s %11s %8s\n", "key", "version", "token/s", "soft/s", "token/soft",
-           "token/ideal", "calls/hs");
+    printf("\nTLS handshakes per second against openssl s_server on 127.0.0.1, all with -cert "
+           "certs/LABEL.pem:\n"
+           "ours: -key pkcs11:token=%s;object=LABEL;type=private, OPENSSL_CONF=%s (the hsmtls "
+           "provider);\nsoft: -key soft/LABEL.key; peer: ",
+           TOKEN, conf);
+    if (peer)
+        printf("the same URI, OPENSSL_CONF=%s (the peer provider);\n", peer_conf_path());
+    else
+        printf("not run (--peer-provider PATH);\n");
+    printf("one client in this process, one connection at a time, full handshakes (no "
+           "resumption, no tickets), no certificate verification;\n"
+           "rates: totals over interleaved ~0.1 s rounds; ours/soft, peer/soft: median of the "
+           "rounds' ratios;\nus:X: server X's CPU time (utime+stime from /proc/PID/stat) per "
+           "handshake in microseconds over the timed rounds;\n+us:X: us:X minus us:soft, what "
+           "the token key costs that server per handshake;\ncalls/hs: our server's PKCS#11 "
+           "calls per handshake, from its trace lines in a separate short run with "
+           "HSMTLS_DEBUG=1\n\n");
+    printf("%-9s %-8s %7s %7s %7s %9s %9s %7s %7s %7s %8s %8s %8s\n", "key", "version", "ours/s",
+           "soft/s", "peer/s", "ours/soft", "peer/soft", "us:ours", "us:soft", "us:peer", "+us:ours",
+           "+us:peer", "calls/hs");
     fflush(stdout);
     for (int i = 0; i < nkeys; i++) {
         struct tls_result r[2];
-        tls_bench_key(sandbox, keys[i].label, seconds, r);
+        tls_bench_key(sandbox, keys[i].label, seconds, peer ? peer_conf_path() : NULL, r);
         for (int v = 0; v < 2; v++) {
-            double ideal = 1 / (1 / r[v].soft_rate + 1 / keys[i].raw1 - 1 / keys[i].soft1);
-            char ideal_text[32] = "-";
-            if (isfinite(ideal) && ideal > 0)
-                snprintf(ideal_text, sizeof ideal_text, "%.1f%%", 100 * r[v].token_rate / ideal);
-            printf("%-9s %-8s %9.0f %9.0f %9.1f%% %11s %8.3f\n", keys[i].label, r[v].version,
-                   r[v].token_rate, r[v].soft_rate, 100 * r[v].ratio, ideal_text, r[v].calls);
+            const double *u = r[v].cpu_us;
+            printf("%-9s %-8s", keys[i].label, r[v].version);
+            for (int s = 0; s < TLS_NSERVERS; s++)
+                print_num(r[v].rate[s], 7, 0, "");
+            printf(" %8.1f%%", 100 * r[v].ratio[TLS_OURS]);
+            print_num(100 * r[v].ratio[TLS_PEER], 9, 1, "%");
+            for (int s = 0; s < TLS_NSERVERS; s++)
+                print_num(u[s], 7, 0, "");
+            printf(" %8.0f", u[TLS_OURS] - u[TLS_SOFT]);
+            if (peer)
+                printf(" %8.0f", u[TLS_PEER] - u[TLS_SOFT]);
+            else
+                printf(" %8s", "-");
+            printf(" %8.3f\n", r[v].calls);
         }
         fflush(stdout);
     }
@@ -660,14 +599,14 @@ int main(int argc, char **argv)
 {
     /* The sandbox's env.sh may set OPENSSL_CONF to load the hsmtls provider: the software
      * reference and the TLS client must be OpenSSL's default provider alone, so no
-     * configuration is read. The provider gets a library context of its own. */
+     * configuration is read. Each provider gets a library context of its own. */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
     OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
     double seconds = 2;
-    int tls = 1, calls_child = 0;
+    int tls = 1;
     char threads_arg[] = "1,2", keys_arg[] = "rsa2048,ec-p256,ed25519";
     char *tlist = threads_arg, *klist = keys_arg, *labels[MAX_LIST], *counts[MAX_LIST], *end;
-    const char *provider = getenv("HSMTLS_PROVIDER");
+    const char *provider = getenv("HSMTLS_PROVIDER"), *peer = NULL;
     if (!provider || !*provider)
         provider = HSMTLS_BENCH_PROVIDER;
     for (int i = 1; i < argc; i += 2) {
@@ -685,8 +624,8 @@ int main(int argc, char **argv)
             klist = argv[i + 1];
         else if (strcmp(argv[i], "--provider") == 0)
             provider = argv[i + 1];
-        else if (strcmp(argv[i], "--provider-calls") == 0)
-            calls_child = 1;
+        else if (strcmp(argv[i], "--peer-provider") == 0 && *argv[i + 1])
+            peer = argv[i + 1];
         else
             usage();
     }
@@ -710,13 +649,16 @@ int main(int argc, char **argv)
                     ". DIR/env.sh\n", vars[i]);
             return 2;
         }
-    if (calls_child)
-        return provider_calls_child(labels, nkeys, provider);
     const char *module = getenv("HSMTLS_PKCS11_MODULE"), *sandbox = getenv("HSMTLS_SANDBOX");
 
     CK_INFO info;
     raw_setup(module, max_threads, &info);
-    provider_setup(provider);
+    ctx_of[PROV] = provider_ctx(provider);
+    if (peer)
+        ctx_of[PEER] = peer_ctx(peer, sandbox);
+    for (enum path p = RAW; p < NPATHS; p++)
+        if (p != PEER || peer)
+            paths[npaths++] = p;
     struct key keys[MAX_LIST] = { 0 };
     for (int i = 0; i < nkeys; i++)
         key_setup(&keys[i], labels[i], sandbox);
@@ -727,35 +669,32 @@ int main(int argc, char **argv)
            unpadded(info.libraryDescription, 32), (const char *)info.libraryDescription,
            info.libraryVersion.major,
            info.libraryVersion.minor, TOKEN, OpenSSL_version(OPENSSL_VERSION));
-    printf("provider %s\n", provider);
-    printf("raw: the module's function list, a session per thread, the key handle found once\n"
-           "core: hsmtls_p11_sign; prov: EVP_DigestSign with the key loaded through the "
-           "provider by URI;\nsoft: EVP_DigestSign with the PEM key\n"
-           "rates: totals over interleaved ~20 ms rounds; core/raw, prov/raw and token/soft "
-           "(raw/soft): median of the rounds' ratios;\ncalls/sig: the core's PKCS#11 calls "
-           "per signature on the core path\n\n");
-    printf("%-9s %7s %8s %8s %8s %8s %9s %9s %10s %9s\n", "key", "threads", "raw/s", "core/s",
-           "prov/s", "soft/s", "core/raw", "prov/raw", "token/soft", "calls/sig");
+    printf("provider %s\npeer %s\n", provider, peer ? peer : "- (--peer-provider PATH)");
+    printf("raw: the module's function list, a session per thread, the token key's handle found "
+           "once;\ncopy: the same on a session-object copy of the key (C_CopyObject, CKA_TOKEN "
+           "false) that this program made: the token's limit;\ncore: hsmtls_p11_sign (core-key: "
+           "whether the core signed with a copy in the token, \"copy\", or the token object);\n"
+           "prov, peer: EVP_DigestSign with the key loaded by URI through the hsmtls provider, "
+           "the peer provider;\nsoft: EVP_DigestSign with the PEM key\n"
+           "rates: totals over interleaved ~20 ms rounds; ratios: median of the rounds' ratios;\n"
+           "calls/sig: the core's PKCS#11 calls per signature on the core path\n\n");
+    printf("%-9s %7s %8s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s %8s\n", "key", "threads",
+           "raw/s", "copy/s", "core/s", "prov/s", "peer/s", "soft/s", "copy/raw", "core/copy",
+           "prov/copy", "prov/peer", "calls/sig", "core-key");
     for (int i = 0; i < nkeys; i++)
         for (int j = 0; j < ntc; j++)
             bench_key(&keys[i], threads[j], seconds);
-
-    printf("\nPKCS#11 calls through the core (goals: exactly 2 per warm signature, "
-           "at most 12 per key load):\n");
-    printf("  per warm signature: the calls/sig column (C_SignInit + C_Sign)\n");
-    bench_key_load(labels, nkeys);
-    provider_calls(labels, nkeys, provider);
+    bench_calls(keys, labels, nkeys);
     fflush(stdout);
 
     if (tls)
-        bench_tls(keys, nkeys, sandbox, seconds);
-    for (int i = 0; i < nkeys; i++) {
-        EVP_PKEY_free(keys[i].soft);
-        EVP_PKEY_free(keys[i].prov);
-        EVP_MD_free(keys[i].md);
-        EVP_MD_free(keys[i].prov_md);
-    }
-    /* No C_Finalize and no session teardown: SoftHSM2 can crash when finalised while its
-     * static destructors run at exit. */
+        bench_tls(keys, nkeys, sandbox, seconds, peer != NULL);
+    for (int i = 0; i < nkeys; i++)
+        for (enum path p = PROV; p <= SOFT; p++) {
+            EVP_PKEY_free(keys[i].pkey[p]);
+            EVP_MD_free(keys[i].md[p]);
+        }
+    /* No C_Finalize, no session teardown, the providers' library contexts not freed:
+     * SoftHSM2 can crash when finalised while its static destructors run at exit. */
     return 0;
 }

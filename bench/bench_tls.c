@@ -1,13 +1,17 @@
 /* TLS handshakes per second against `openssl s_server` on loopback, with the token key
- * (-key pkcs11:..., loaded through the hsmtls provider that the sandbox's openssl.cnf
- * configures) and with the software copy of the same key, the same certificate.
+ * loaded through the hsmtls provider (-key pkcs11:..., the sandbox's openssl.cnf), with the
+ * software copy of the same key, and, when the bench is given a peer provider, with the
+ * token key loaded through it (the same -key pkcs11:..., OPENSSL_CONF the peer's
+ * openssl.cnf in that server's environment only); the same certificate for all.
  *
  * The client is this process: libssl with the default provider only, one connection at
  * a time, a fresh SSL and TCP connection for each handshake (no session resumption, no
  * tickets), SSL_connect then SSL_shutdown then close, like `openssl s_time`. The server
- * is single-threaded, so a handshake's time is the client's plus the server's; the two
- * servers run side by side and are measured in interleaved rounds of about 0.1 s.
- * Then a third server with the token key and HSMTLS_DEBUG=1 gives the PKCS#11 calls
+ * is single-threaded, so a handshake's time is the client's plus the server's; the
+ * servers run side by side and are measured in interleaved rounds of about 0.1 s. Each
+ * server's CPU time (utime + stime in /proc/PID/stat) is read around each of its rounds:
+ * the server's own cost per handshake, which the client's share does not blur.
+ * Then another server with the token key and HSMTLS_DEBUG=1 gives our PKCS#11 calls
  * per handshake from its trace lines (untimed: tracing costs time).
  *
  * Servers run as children of this process with PR_SET_PDEATHSIG, and are killed when a
@@ -36,7 +40,8 @@
 
 #define TOKEN "server"
 #define ROUND_SECONDS 0.1
-static struct bench_server servers[2]; /* [0] token key, [1] software key */
+static struct bench_server servers[TLS_NSERVERS]; /* TLS_OURS, TLS_SOFT, TLS_PEER */
+static const char *const server_names[TLS_NSERVERS] = { "ours", "soft", "peer" };
 
 /* Starts `openssl s_server` on 127.0.0.1, a port of the kernel's choosing, and waits
  * (up to 30 s) for its "ACCEPT 127.0.0.1:PORT" line. */
@@ -64,13 +69,13 @@ static void server_start(struct bench_server *s, const char *name, const char *k
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             s->pid = 0;
-            die("openssl s_server -key %s exited before accepting connections (a sanitizer "
-                "build's provider needs HSMTLS_BENCH_SERVER_LD_PRELOAD, see bench/bench_tls.c):"
-                "\n%s", key, bench_server_log(s));
+            die("openssl s_server (%s) -key %s exited before accepting connections (a "
+                "sanitizer build's provider needs HSMTLS_BENCH_SERVER_LD_PRELOAD, see "
+                "bench/bench_tls.c):\n%s", name, key, bench_server_log(s));
         }
         if (seconds_between(start, now) > 30)
-            die("openssl s_server -key %s did not accept connections within 30 s:\n%s", key,
-                bench_server_log(s));
+            die("openssl s_server (%s) -key %s did not accept connections within 30 s:\n%s",
+                name, key, bench_server_log(s));
         usleep(10000);
     }
 }
@@ -163,62 +168,73 @@ static void calls_per_handshake(const char *uri, const char *cert, const int ver
 {
     static char debug[] = "HSMTLS_DEBUG=1";
     char err[512];
-    server_start(&servers[0], "token-calls", uri, cert, debug);
+    server_start(&servers[TLS_OURS], "ours-calls", uri, cert, debug);
     for (int v = 0; v < 2; v++) {
         SSL_CTX *ctx = client_ctx(versions[v]);
-        if (handshake(ctx, servers[0].port, err, sizeof err) < 0)
-            die("%s\nserver log:\n%s", err, bench_server_log(&servers[0]));
-        unsigned long before = trace_lines(&servers[0]);
+        if (handshake(ctx, servers[TLS_OURS].port, err, sizeof err) < 0)
+            die("%s\nserver log:\n%s", err, bench_server_log(&servers[TLS_OURS]));
+        unsigned long before = trace_lines(&servers[TLS_OURS]);
         for (int i = 0; i < CALL_HANDSHAKES; i++)
-            if (handshake(ctx, servers[0].port, err, sizeof err) < 0)
-                die("%s\nserver log:\n%s", err, bench_server_log(&servers[0]));
-        out[v].calls = (double)(trace_lines(&servers[0]) - before) / CALL_HANDSHAKES;
+            if (handshake(ctx, servers[TLS_OURS].port, err, sizeof err) < 0)
+                die("%s\nserver log:\n%s", err, bench_server_log(&servers[TLS_OURS]));
+        out[v].calls = (double)(trace_lines(&servers[TLS_OURS]) - before) / CALL_HANDSHAKES;
         SSL_CTX_free(ctx);
     }
-    bench_server_stop(&servers[0]);
+    bench_server_stop(&servers[TLS_OURS]);
 }
 
 void tls_bench_key(const char *sandbox, const char *label, double seconds,
-                   struct tls_result out[2])
+                   const char *peer_conf, struct tls_result out[2])
 {
-    char uri[512], soft[4096], cert[4096];
+    char uri[512], soft[4096], cert[4096], peer_env[4200];
     snprintf(uri, sizeof uri, "pkcs11:token=%s;object=%s;type=private", TOKEN, label);
     snprintf(soft, sizeof soft, "%s/soft/%s.key", sandbox, label);
     snprintf(cert, sizeof cert, "%s/certs/%s.pem", sandbox, label);
     if (access(cert, R_OK) != 0)
         die("no certificate %s for %s", cert, label);
-    server_start(&servers[0], "token", uri, cert, NULL);
-    server_start(&servers[1], "soft", soft, cert, NULL);
+    int n_servers = peer_conf ? TLS_NSERVERS : TLS_PEER;
+    server_start(&servers[TLS_OURS], server_names[TLS_OURS], uri, cert, NULL);
+    server_start(&servers[TLS_SOFT], server_names[TLS_SOFT], soft, cert, NULL);
+    if (peer_conf) {
+        snprintf(peer_env, sizeof peer_env, "OPENSSL_CONF=%s", peer_conf);
+        server_start(&servers[TLS_PEER], server_names[TLS_PEER], uri, cert, peer_env);
+    }
     const int versions[2] = { TLS1_3_VERSION, TLS1_2_VERSION };
     int rounds = 2 * (seconds > 2 * ROUND_SECONDS ? (int)(seconds / (2 * ROUND_SECONDS) + 0.5) : 1);
-    double *ratio = calloc((size_t)rounds, sizeof *ratio);
+    double *ratio = calloc(TLS_NSERVERS * (size_t)rounds, sizeof *ratio);
     if (!ratio)
         die("out of memory");
     for (int v = 0; v < 2; v++) {
         SSL_CTX *ctx = client_ctx(versions[v]);
-        unsigned long n[2] = { 0, 0 };
-        double t[2] = { 0, 0 }, dt, rate[2];
-        /* Discarded: the first handshakes (the token server's first signature, caches). */
-        for (int i = 0; i < 2; i++)
+        unsigned long n[TLS_NSERVERS] = { 0 };
+        double t[TLS_NSERVERS] = { 0 }, cpu[TLS_NSERVERS] = { 0 }, dt, rate[TLS_NSERVERS];
+        /* Discarded: the first handshakes (a token server's first signature, caches). */
+        for (int i = 0; i < n_servers; i++)
             run_for(ctx, &servers[i], ROUND_SECONDS, &dt);
         for (int r = 0; r < rounds; r++) {
-            for (int j = 0; j < 2; j++) {
-                int i = r % 2 ? 1 - j : j; /* token, soft; soft, token; ... */
+            for (int j = 0; j < n_servers; j++) {
+                int i = r % 2 ? n_servers - 1 - j : j; /* ours, soft, peer; peer, soft, ours; ... */
+                double cpu0 = bench_server_cpu(&servers[i]);
                 unsigned long c = run_for(ctx, &servers[i], seconds / rounds, &dt);
+                cpu[i] += bench_server_cpu(&servers[i]) - cpu0;
                 n[i] += c;
                 t[i] += dt;
                 rate[i] = (double)c / dt;
             }
-            ratio[r] = rate[0] / rate[1];
+            for (int i = 0; i < n_servers; i++)
+                ratio[i * rounds + r] = rate[i] / rate[TLS_SOFT];
         }
         out[v].version = v == 0 ? "TLSv1.3" : "TLSv1.2";
-        out[v].token_rate = (double)n[0] / t[0];
-        out[v].soft_rate = (double)n[1] / t[1];
-        out[v].ratio = median(ratio, rounds);
+        for (int i = 0; i < TLS_NSERVERS; i++) {
+            int ran = i < n_servers;
+            out[v].rate[i] = ran ? (double)n[i] / t[i] : 0;
+            out[v].ratio[i] = ran ? median(ratio + i * rounds, rounds) : 0;
+            out[v].cpu_us[i] = ran ? 1e6 * cpu[i] / (double)n[i] : 0;
+        }
         SSL_CTX_free(ctx);
     }
     free(ratio);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < n_servers; i++)
         bench_server_stop(&servers[i]);
     calls_per_handshake(uri, cert, versions, out);
 }
