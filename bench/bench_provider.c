@@ -53,8 +53,10 @@ OSSL_LIB_CTX *provider_ctx(const char *path)
 }
 
 /* pkcs11-provider's settings (its docs/provider-pkcs11.7): the module, the token's PIN
- * from the sandbox's PIN file. Its other settings keep their defaults; in 1.x that
- * includes caching keys in the token as session objects. */
+ * from the sandbox's PIN file, keys cached in the token as session objects (its 1.x
+ * default, said explicitly: the same as our core's key cache), and no-deinit: SoftHSM2
+ * can crash if the provider closes its sessions from OpenSSL's atexit cleanup after
+ * SoftHSM2's own static destructors ran. */
 static void peer_conf_write(const char *path, const char *sandbox)
 {
     const char *module = getenv("HSMTLS_PKCS11_MODULE");
@@ -73,7 +75,8 @@ static void peer_conf_write(const char *path, const char *sandbox)
             "[provider_sect]\ndefault = default_sect\npkcs11 = pkcs11_sect\n\n"
             "[default_sect]\nactivate = 1\n\n"
             "[pkcs11_sect]\nmodule = %s\npkcs11-module-path = %s\n"
-            "pkcs11-module-token-pin = file:%s/pin.txt\nactivate = 1\n",
+            "pkcs11-module-token-pin = file:%s/pin.txt\npkcs11-module-cache-keys = true\n"
+            "pkcs11-module-quirks = no-deinit\nactivate = 1\n",
             path, module, sandbox);
     if (fclose(f) != 0)
         die("cannot write %s: %s", conf_path, strerror(errno));
