@@ -54,6 +54,8 @@
 #define P11_KIT_CLIENT_DEFAULT "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
 
 #define PROG "hsmtls-bench-remote"
+
+extern char **environ;
 #define MAX_LIST 8
 #define MAX_REMOTES 64
 
@@ -270,7 +272,7 @@ struct variant {
     int nremotes;
     /* totals over the rounds */
     long hs, failed, server_hs;
-    double secs, server_cpu_us, remote_cpu_us;
+    double secs, server_cpu_us, remote_cpu_us, remote_calls;
     double round_rate[256];
     int rounds;
 };
@@ -334,6 +336,15 @@ static void p11_server_start(const struct options *o, int latency_ms, const char
             module = o->fault;
         }
         unsetenv("OPENSSL_CONF");
+        /* HSMTLS_BENCH_SERVER_<NAME>=VALUE: NAME=VALUE for the servers, as for the others
+         * (a sanitizer build's hsmtls-fault in the system's p11-kit needs the preload). */
+        char *set[64];
+        int nset = 0;
+        for (char **e = environ; *e && nset < 64; e++)
+            if (strncmp(*e, "HSMTLS_BENCH_SERVER_", 20) == 0 && strchr(*e, '='))
+                set[nset++] = *e + 20;
+        for (int i = 0; i < nset; i++)
+            putenv(set[i]);
         execlp("p11-kit", "p11-kit", "server", "-f", "-s", "--provider", module, "-n", sock,
                "pkcs11:token=server", (char *)NULL);
         dprintf(2, "cannot run p11-kit: %s\n", strerror(errno));
@@ -428,6 +439,32 @@ static double remotes_cpu_us(const struct variant *v)
     double s = 0;
     for (int i = 0; i < v->nremotes; i++)
         s += proc_cpu_us(v->remotes[i]);
+    return s;
+}
+
+/* The write system calls of a process (syscw in /proc/PID/io; 0 once it is gone).
+ * p11-kit-remote makes two per call it serves (a reply's header and body: 200 for 100
+ * C_GetSlotList or C_GetInfo, measured on p11-kit 0.24.1), so half of it counts the
+ * PKCS#11 calls that crossed the connection. */
+static double proc_writes(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+    FILE *f = fopen(path, "r");
+    double w = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "syscw: %lf", &w) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return w;
+}
+
+static double remotes_calls(const struct variant *v)
+{
+    double s = 0;
+    for (int i = 0; i < v->nremotes; i++)
+        s += proc_writes(v->remotes[i]) / 2;
     return s;
 }
 
@@ -710,17 +747,18 @@ static void bench_key(const struct options *o, SSL_CTX *client_ctx, int latency,
             long hs0, f0, hs1, f1, d, f;
             double cpu0, cpu1;
             child_stats(x, &hs0, &f0, &cpu0);
-            double rcpu0 = remotes_cpu_us(x);
+            double rcpu0 = remotes_cpu_us(x), calls0 = remotes_calls(x);
             double secs = run_clients(client_ctx, o->clients, x->srv.port, round, &d, &f, NULL, 0);
             child_stats(x, &hs1, &f1, &cpu1);
             adopt_remotes(v, x); /* a connection opened in this round: all its CPU counts */
-            double rcpu1 = remotes_cpu_us(x);
+            double rcpu1 = remotes_cpu_us(x), calls1 = remotes_calls(x);
             x->hs += d;
             x->failed += f + (f1 - f0);
             x->secs += secs;
             x->server_hs += hs1 - hs0;
             x->server_cpu_us += cpu1 - cpu0;
             x->remote_cpu_us += rcpu1 - rcpu0;
+            x->remote_calls += calls1 - calls0;
             x->round_rate[x->rounds++] = (double)d / secs;
         }
     }
@@ -733,8 +771,9 @@ static void bench_key(const struct options *o, SSL_CTX *client_ctx, int latency,
             continue;
         double rate = x->secs > 0 ? (double)x->hs / x->secs : 0;
         double cpu = x->server_hs > 0 ? x->server_cpu_us / (double)x->server_hs : 0;
-        char rcpu[16] = "-", conns[16] = "-", vs_peer[16] = "-", vs_one[16] = "-";
+        char rcpu[16] = "-", conns[16] = "-", vs_peer[16] = "-", vs_one[16] = "-", calls[16] = "-";
         if (k != V_SOFT) {
+            snprintf(calls, sizeof calls, "%.2f", x->server_hs > 0 ? x->remote_calls / (double)x->server_hs : 0);
             snprintf(rcpu, sizeof rcpu, "%.0f", x->server_hs > 0 ? x->remote_cpu_us / (double)x->server_hs : 0);
             snprintf(conns, sizeof conns, "%d", x->nremotes);
         }
@@ -750,8 +789,8 @@ static void bench_key(const struct options *o, SSL_CTX *client_ctx, int latency,
                 r[p] = v[V_ONE].round_rate[p] > 0 ? x->round_rate[p] / v[V_ONE].round_rate[p] : 0;
             fmt_pct(vs_one, sizeof vs_one, median(r, passes));
         }
-        printf("%-7s %-8s %-16s %-8s %8.0f %9.0f %10s %5s %6ld %8s %8s\n", lat, label,
-               variant_names[k], x->provider, rate, cpu, rcpu, conns, x->failed, vs_peer, vs_one);
+        printf("%-7s %-8s %-16s %-8s %8.0f %9.0f %9s %7s %5s %6ld %8s %8s\n", lat, label,
+               variant_names[k], x->provider, rate, cpu, rcpu, calls, conns, x->failed, vs_peer, vs_one);
     }
     fflush(stdout);
     for (int k = 0; k < V_N; k++)
@@ -919,10 +958,12 @@ int main(int argc, char **argv)
     printf("rates: totals over interleaved rounds of %.2f s, %.2f s per variant; /peer and /lanes=1: "
            "median of the rounds' ratios\n",
            o.seconds / 3 < 0.2 ? o.seconds / 3 : 0.2, o.seconds);
-    printf("srv-us/hs: the server process's CPU (getrusage) per handshake; remote-us/hs: its "
-           "p11-kit-remote processes' CPU per handshake; conns: those processes (connections)\n\n");
-    printf("%-7s %-8s %-16s %-8s %8s %9s %10s %5s %6s %8s %8s\n", "latency", "key", "variant",
-           "keyprov", "hs/s", "srv-us/hs", "remote-us", "conns", "failed", "/peer", "/lanes=1");
+    printf("srv-us/hs: the server process's CPU (getrusage) per handshake; p11-us/hs: the CPU of its "
+           "p11-kit-remote processes per handshake;\nrpc/hs: PKCS#11 calls they served per handshake "
+           "(their write system calls / 2); conns: those processes (one per connection)\n\n");
+    printf("%-7s %-8s %-16s %-8s %8s %9s %9s %7s %5s %6s %8s %8s\n", "latency", "key", "variant",
+           "keyprov", "hs/s", "srv-us/hs", "p11-us/hs", "rpc/hs", "conns", "failed", "/peer",
+           "/lanes=1");
     fflush(stdout);
 
     for (int l = 0; l < o.nlatencies; l++) {
