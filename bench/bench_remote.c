@@ -574,6 +574,10 @@ static int handshake(struct clients *c)
         return 0;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* A server that stops answering fails the handshake, not the run. */
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int ok = 0;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
         SSL *ssl = SSL_new(c->ctx);
