@@ -275,13 +275,29 @@ static hsmtls_p11_module *load_locked(const char *path, const char *name)
         return NULL;
     }
     CK_FUNCTION_LIST *raw = p11_kit_module_load(path, P11_KIT_MODULE_UNMANAGED);
-    hsmtls_p11_module *m = raw ? calloc(1, sizeof *m) : NULL;
-    if (!m) {
-        hsmtls_p11_error_set(CKR_HOST_MEMORY, "cannot load PKCS#11 module %s: %s", path,
-                             raw ? "out of memory" : p11_kit_reason());
-        if (raw)
-            p11_kit_module_release(raw);
+    if (!raw) {
+        hsmtls_p11_error_set(CKR_GENERAL_ERROR, "cannot load PKCS#11 module %s: %s", path,
+                             p11_kit_reason());
         p11_kit_module_release(fl);
+        return NULL;
+    }
+    hsmtls_p11_module *m = hsmtls_p11_module_open(path, name, fl, raw);
+    if (!m) {
+        p11_kit_module_release(raw);
+        p11_kit_module_release(fl);
+        return NULL;
+    }
+    m->next = modules;
+    modules = m;
+    return m;
+}
+
+hsmtls_p11_module *hsmtls_p11_module_open(const char *path, const char *name,
+                                          CK_FUNCTION_LIST *fl, CK_FUNCTION_LIST *raw)
+{
+    hsmtls_p11_module *m = calloc(1, sizeof *m);
+    if (!m) {
+        hsmtls_p11_error_set(CKR_HOST_MEMORY, "cannot load PKCS#11 module %s: out of memory", path);
         return NULL;
     }
     m->path = strdup(path);
@@ -290,6 +306,7 @@ static hsmtls_p11_module *load_locked(const char *path, const char *name)
     m->raw = raw;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->restart_lock, NULL);
+    pthread_mutex_init(&m->lanes_lock, NULL);
     m->generation = atomic_load(&hsmtls_p11_fork_generation);
     CK_RV rv = initialize(m);
     if (rv == CKR_OK && (rv = P11_CALL(m, C_GetInfo, &m->info)) != CKR_OK)
@@ -298,15 +315,12 @@ static hsmtls_p11_module *load_locked(const char *path, const char *name)
         hsmtls_p11_error_set(rv, "initialising PKCS#11 module %s: %s", path, hsmtls_p11_rv_name(rv));
         pthread_mutex_destroy(&m->lock);
         pthread_mutex_destroy(&m->restart_lock);
+        pthread_mutex_destroy(&m->lanes_lock);
         free(m->path);
         free(m->name);
         free(m);
-        p11_kit_module_release(raw);
-        p11_kit_module_release(fl);
         return NULL;
     }
-    m->next = modules;
-    modules = m;
     return m;
 }
 

@@ -495,3 +495,20 @@ char *hsmtls_p11_object_uri(const hsmtls_p11_object *o)
 {
     return hsmtls_p11_uri_format_object(&o->token->info, o->label, o->id, o->id_len, o->cls);
 }
+
+hsmtls_p11_object *hsmtls_p11_object_twin(hsmtls_p11_object *o, hsmtls_p11_token *other)
+{
+    int has_id = o->id && o->id_len > 0;
+    struct search q = { o->cls, o->label[0] ? o->label : NULL, has_id ? o->id : NULL,
+                        has_id ? o->id_len : 0 };
+    hsmtls_p11_object **objs = NULL;
+    size_t n = 0;
+    if (search_token(other, &q, &objs, &n) < 0)
+        return NULL;
+    hsmtls_p11_object *found = NULL;
+    for (size_t i = 0; i < n && !found; i++)
+        if (same_key(o, objs[i]))
+            found = objs[i];
+    free(objs);
+    return found;
+}

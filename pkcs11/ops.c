@@ -43,8 +43,10 @@ static CK_RV sign_fn(hsmtls_p11_object *o, CK_SESSION_HANDLE s, struct op *op)
     CK_RV rv = single_part(o, s, op, 0);
     /* Counted here, after the token said yes: a failed or retried attempt made no
      * signature, and a call without an output buffer only asks for the length. */
-    if (rv == CKR_OK && op->out)
-        atomic_fetch_add_explicit(&o->token->signatures, 1, memory_order_relaxed);
+    if (rv == CKR_OK && op->out) {
+        hsmtls_p11_token *t = o->token->primary ? o->token->primary : o->token; /* lanes.c */
+        atomic_fetch_add_explicit(&t->signatures, 1, memory_order_relaxed);
+    }
     return rv;
 }
 
@@ -165,7 +167,7 @@ int hsmtls_p11_sign(hsmtls_p11_object *key, const CK_MECHANISM *mech,
 {
     struct op op = { .what = "signing", .mech = mech, .in = in, .in_len = in_len, .out = out,
                       .out_len = *out_len };
-    return check_key(key, "signing") < 0 ? -1 : run(key, sign_fn, &op, out_len);
+    return check_key(key, "signing") < 0 ? -1 : run(hsmtls_p11_object_lane(key), sign_fn, &op, out_len);
 }
 
 int hsmtls_p11_decrypt(hsmtls_p11_object *key, const CK_MECHANISM *mech,
@@ -173,7 +175,7 @@ int hsmtls_p11_decrypt(hsmtls_p11_object *key, const CK_MECHANISM *mech,
 {
     struct op op = { .what = "decrypting", .mech = mech, .in = in, .in_len = in_len, .out = out,
                       .out_len = *out_len };
-    return check_key(key, "decrypting") < 0 ? -1 : run(key, decrypt_fn, &op, out_len);
+    return check_key(key, "decrypting") < 0 ? -1 : run(hsmtls_p11_object_lane(key), decrypt_fn, &op, out_len);
 }
 
 int hsmtls_p11_derive(hsmtls_p11_object *key, const unsigned char *peer_point, size_t peer_len,
@@ -182,5 +184,5 @@ int hsmtls_p11_derive(hsmtls_p11_object *key, const unsigned char *peer_point, s
     CK_ECDH1_DERIVE_PARAMS params = { CKD_NULL, 0, NULL, peer_len, (unsigned char *)peer_point };
     CK_MECHANISM mech = { CKM_ECDH1_DERIVE, &params, sizeof params };
     struct op op = { .what = "deriving", .mech = &mech, .out = out, .out_len = *out_len };
-    return check_key(key, "deriving") < 0 ? -1 : run(key, derive_fn, &op, out_len);
+    return check_key(key, "deriving") < 0 ? -1 : run(hsmtls_p11_object_lane(key), derive_fn, &op, out_len);
 }

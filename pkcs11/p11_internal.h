@@ -36,6 +36,9 @@ CK_RV hsmtls_p11_call_done(enum hsmtls_p11_fn fn, CK_RV rv);
     hsmtls_p11_call_done(HSMTLS_P11_FN_##fn, \
         (hsmtls_p11_call_start(HSMTLS_P11_FN_##fn), (list)->fn(__VA_ARGS__)))
 
+/* The most connections (lanes.c) the core opens to one module. */
+#define HSMTLS_P11_MAX_LANES 16
+
 struct hsmtls_p11_module {
     char *path;
     char *name;
@@ -65,6 +68,14 @@ struct hsmtls_p11_module {
     hsmtls_p11_token **tokens;    /* every token ever seen, kept for the process */
     size_t ntokens;
     struct hsmtls_p11_module *next;
+
+    /* Lanes (lanes.c): more connections to a module whose connection serves one call at
+     * a time (p11-kit's client). Each lane is a module of its own, with its own sessions,
+     * login and handles, and is never in the module list (nothing lists it twice). */
+    pthread_mutex_t lanes_lock;
+    _Atomic int lanes_state;      /* 0: not opened yet; 1: open; -1: none */
+    struct hsmtls_p11_module *lanes[HSMTLS_P11_MAX_LANES];
+    size_t nlanes;
 };
 
 struct hsmtls_p11_token {
@@ -99,6 +110,11 @@ struct hsmtls_p11_token {
     CK_SESSION_HANDLE keeper;
     unsigned keeper_epoch;
     _Atomic unsigned keeper_serial;
+
+    /* Lanes: on a lane's token, the token it stands in for (signatures count there); on
+     * that token, its stand-in on each lane (the module's lanes_lock). */
+    hsmtls_p11_token *primary;
+    hsmtls_p11_token *lane_tokens[HSMTLS_P11_MAX_LANES];
 };
 
 struct hsmtls_p11_object {
@@ -123,6 +139,8 @@ struct hsmtls_p11_object {
     int copy_checked;             /* a copy was seen to keep the key's protection */
     unsigned copy_made_in;        /* the keeper the last copy was made in (copy_lock) */
     _Atomic unsigned long copies;
+    /* The same key on each lane of its module (lanes.c), found on first use there. */
+    _Atomic(hsmtls_p11_object *) lane_objs[HSMTLS_P11_MAX_LANES];
 };
 
 /* Core functions the fronts do not need (kept out of the public headers and so out of
@@ -154,6 +172,9 @@ int hsmtls_p11_token_has_mechanism(hsmtls_p11_token *t, CK_MECHANISM_TYPE mech);
 extern _Atomic unsigned hsmtls_p11_fork_generation;
 
 /* module.c */
+/* A module struct over function lists already loaded, initialised (not in the list). */
+hsmtls_p11_module *hsmtls_p11_module_open(const char *path, const char *name,
+                                          CK_FUNCTION_LIST *fl, CK_FUNCTION_LIST *raw);
 int hsmtls_p11_module_check_fork(hsmtls_p11_module *m);
 /* The module's epoch, after starting it afresh in a forked child. */
 unsigned hsmtls_p11_module_epoch(hsmtls_p11_module *m);
@@ -231,6 +252,12 @@ void hsmtls_p11_token_sessions_opened(hsmtls_p11_token *t, size_t n);
 void hsmtls_p11_token_sessions_closed(hsmtls_p11_token *t, size_t n);
 /* Closes the keeper, destroying the copies (caller holds no lock). */
 void hsmtls_p11_token_drop_keeper(hsmtls_p11_token *t);
+
+/* lanes.c: the object an operation on `key` runs on in this thread: `key` itself, or
+ * the same key on one of its module's lanes. */
+hsmtls_p11_object *hsmtls_p11_object_lane(hsmtls_p11_object *key);
+/* object.c: the object on `other` (a lane's token) with `o`'s class, label, id and key. */
+hsmtls_p11_object *hsmtls_p11_object_twin(hsmtls_p11_object *o, hsmtls_p11_token *other);
 
 /* attrs.c */
 int hsmtls_p11_object_read_attributes(hsmtls_p11_object *o, CK_SESSION_HANDLE s);
