@@ -592,10 +592,20 @@ static const OSSL_PARAM ecx_gen_settable_list[] = {
         { 0, NULL },                                                                         \
     };
 
-/* EC keys sign as "ECDSA" and derive as "ECDH"; the others share their key's name. */
-#define EC_OPNAME (op == OSSL_OP_KEYEXCH ? "ECDH" : "ECDSA")
+/* The signature a token key signs with is named HSMTLS-* (provider.c registers each of
+ * our signatures under that name too, which only this provider has). OpenSSL 3.0 fetches
+ * a key's signature by this name with the caller's properties first: under the usual
+ * "?provider=default" a plain "ECDSA" finds the default provider's, which would need
+ * the private key exported (refused), and only then tries ours; an EC key made a default
+ * provider EC key, an export refused, and two more fetches on every signature init, twice
+ * per TLS handshake. EC keys derive as "ECDH"; RSA keys decrypt as "RSA". */
+#define OPNAME(sig, other) (op == OSSL_OP_SIGNATURE ? sig : other)
 
-KEYMGMT(rsa, "RSA", rsa_gettable_list, rsa_public, "RSA", rsa_gen_settable_list)
-KEYMGMT(ec, "EC", ec_gettable_list, ec_public, EC_OPNAME, ec_gen_settable_list)
-KEYMGMT(ed25519, "ED25519", ecx_gettable_list, ecx_public, "ED25519", ecx_gen_settable_list)
-KEYMGMT(ed448, "ED448", ecx_gettable_list, ecx_public, "ED448", ecx_gen_settable_list)
+KEYMGMT(rsa, "RSA", rsa_gettable_list, rsa_public, OPNAME(HSMTLS_SIG_RSA, "RSA"),
+        rsa_gen_settable_list)
+KEYMGMT(ec, "EC", ec_gettable_list, ec_public, OPNAME(HSMTLS_SIG_ECDSA, "ECDH"),
+        ec_gen_settable_list)
+KEYMGMT(ed25519, "ED25519", ecx_gettable_list, ecx_public, OPNAME(HSMTLS_SIG_ED25519, "ED25519"),
+        ecx_gen_settable_list)
+KEYMGMT(ed448, "ED448", ecx_gettable_list, ecx_public, OPNAME(HSMTLS_SIG_ED448, "ED448"),
+        ecx_gen_settable_list)

@@ -138,6 +138,15 @@ static const OSSL_ALGORITHM signature_algs[] = {
       "Ed25519 by a PKCS#11 token" },
     { "ED448:1.3.101.113", HSMTLS_PROV_PROPS, hsmtls_eddsa_signature_functions,
       "Ed448 by a PKCS#11 token" },
+    /* The same, under names only this provider has: what our keys ask for (keymgmt.c). */
+    { HSMTLS_SIG_RSA, HSMTLS_PROV_PROPS, hsmtls_rsa_signature_functions,
+      "RSA PKCS#1 v1.5 and PSS signatures by a PKCS#11 token" },
+    { HSMTLS_SIG_ECDSA, HSMTLS_PROV_PROPS, hsmtls_ecdsa_signature_functions,
+      "ECDSA by a PKCS#11 token" },
+    { HSMTLS_SIG_ED25519, HSMTLS_PROV_PROPS, hsmtls_eddsa_signature_functions,
+      "Ed25519 by a PKCS#11 token" },
+    { HSMTLS_SIG_ED448, HSMTLS_PROV_PROPS, hsmtls_eddsa_signature_functions,
+      "Ed448 by a PKCS#11 token" },
     { NULL, NULL, NULL, NULL },
 };
 

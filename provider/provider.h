@@ -17,6 +17,12 @@
 #define HSMTLS_PROV_NAME "hsmtls"
 #define HSMTLS_PROV_PROPS "provider=" HSMTLS_PROV_NAME
 
+/* Our signatures' own names, besides the usual ones (see keymgmt.c's OPNAME). */
+#define HSMTLS_SIG_RSA "HSMTLS-RSA"
+#define HSMTLS_SIG_ECDSA "HSMTLS-ECDSA"
+#define HSMTLS_SIG_ED25519 "HSMTLS-ED25519"
+#define HSMTLS_SIG_ED448 "HSMTLS-ED448"
+
 /* Digests fetched once, when the provider starts (digests.c): each TLS handshake names
  * one in each of its two signature initialisations, and a fetch by name takes locks and
  * hash lookups every time. Each entry keeps the digest's names (aliases, OID). */
