@@ -62,6 +62,9 @@ int hsmtls__status_of(int ssl_error, unsigned long queued, int sys_errno) HSMTLS
 OSSL_LIB_CTX *hsmtls__libctx(struct hsmtls_err *err) HSMTLS_MUST_CHECK;
 /* Loads the hsmtls provider into it (once per process); path may be NULL. */
 int hsmtls__load_provider(const char *path, struct hsmtls_err *err) HSMTLS_MUST_CHECK;
+/* Hands the application's token settings (hsmtls/token.h) to a loaded provider: 0, or
+ * -1 when there is no library context. */
+int hsmtls__token_apply_settings(void);
 /* The path the provider would be (or was) loaded from. */
 const char *hsmtls__provider_default_path(void);
 

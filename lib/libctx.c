@@ -79,5 +79,7 @@ int hsmtls__load_provider(const char *path, struct hsmtls_err *err)
         snprintf(loaded_from, sizeof loaded_from, "%s", file);
     }
     pthread_mutex_unlock(&lock);
+    if (rc == HSMTLS_OK)
+        (void)hsmtls__token_apply_settings(); /* the context exists: cannot fail here */
     return rc;
 }

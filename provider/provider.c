@@ -338,7 +338,7 @@ static int get_params(void *provctx, OSSL_PARAM params[])
         return 0;
     if ((p = OSSL_PARAM_locate(params, HSMTLS_PROVIDER_PARAM_COUNTERS))) {
         const struct hsmtls_provider_counters c = { HSMTLS_PROVIDER_COUNTERS_VERSION,
-                                                    token_signatures };
+                                                    token_signatures, hsmtls_p11_key_cache_set };
         if (!OSSL_PARAM_set_octet_string(p, &c, sizeof c))
             return 0;
     }

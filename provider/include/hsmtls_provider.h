@@ -10,11 +10,12 @@
 /* The name OpenSSL knows the provider by (openssl.cnf sections, "provider=hsmtls"). */
 #define HSMTLS_PROVIDER_NAME "hsmtls"
 
-/* Gettable: an octet string holding one struct hsmtls_provider_counters. Other
- * providers do not know the name and leave the parameter unmodified, which is how a
- * caller tells the hsmtls provider apart whatever path it was loaded from. */
+/* Gettable: an octet string holding one struct hsmtls_provider_counters, what libhsmtls
+ * reads from and sets in the process's one PKCS#11 core. Other providers do not know
+ * the name and leave the parameter unmodified, which is how a caller tells the hsmtls
+ * provider apart whatever path it was loaded from. */
 #define HSMTLS_PROVIDER_PARAM_COUNTERS "hsmtls-counters"
-#define HSMTLS_PROVIDER_COUNTERS_VERSION 1
+#define HSMTLS_PROVIDER_COUNTERS_VERSION 2
 
 struct hsmtls_provider_counters {
     uint32_t version;           /* HSMTLS_PROVIDER_COUNTERS_VERSION */
@@ -22,6 +23,9 @@ struct hsmtls_provider_counters {
      * tokens labelled `label` (NULL: every token), counted by the process's one PKCS#11
      * core; live, so a caller keeps the struct and asks again. */
     uint64_t (*token_signatures)(const char *label);
+    /* The core's key cache inside the token, on or off for the process
+     * (hsmtls_p11_key_cache_set). */
+    void (*key_cache_set)(int enabled);
 };
 
 /* Where the provider is loaded from when the program names none: $HSMTLS_PROVIDER; else

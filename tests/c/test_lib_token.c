@@ -3,9 +3,13 @@
  * ECDSA P-256 keys on the "server" and "client" tokens, and each handshake must show
  * exactly the signatures its protocol makes: one CertificateVerify per side in TLS 1.3,
  * one ServerKeyExchange and one CertificateVerify in DTLS 1.2 ECDHE-ECDSA. File keys make
- * none on any token.
- * usage: test_lib_token SANDBOX_DIR counts */
+ * none on any token. And hsmtls_token_set_key_cache, looked at through the module's own
+ * function list (the same SoftHSM2 instance the provider's core started).
+ * usage: test_lib_token SANDBOX_DIR counts|key_cache */
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <p11-kit/pkcs11.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -173,6 +177,56 @@ static void test_dtls12_mutual(void)
     hsmtls_config_free(c);
 }
 
+/* Session objects labelled `label` on the token labelled `token`: the key cache's copies. */
+static long session_copies(const char *token, const char *label)
+{
+    void *lib = dlopen(getenv("HSMTLS_PKCS11_MODULE"), RTLD_NOW);
+    CK_C_GetFunctionList get = lib ? (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList") : NULL;
+    CK_FUNCTION_LIST *f = NULL;
+    if (!get || get(&f) != CKR_OK)
+        return -1;
+    CK_SLOT_ID slots[16];
+    CK_ULONG nslots = 16;
+    long found = -1;
+    if (f->C_GetSlotList(CK_TRUE, slots, &nslots) != CKR_OK)
+        return -1;
+    for (CK_ULONG i = 0; i < nslots && found < 0; i++) {
+        CK_TOKEN_INFO ti;
+        CK_SESSION_HANDLE s;
+        if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK || strncmp((char *)ti.label, token, strlen(token)) != 0 ||
+            ti.label[strlen(token)] != ' ' || f->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+            continue;
+        CK_BBOOL no = CK_FALSE;
+        CK_ATTRIBUTE tmpl[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_LABEL, (void *)label, strlen(label) } };
+        CK_OBJECT_HANDLE h[8];
+        CK_ULONG n = 0;
+        if (f->C_FindObjectsInit(s, tmpl, 2) == CKR_OK && f->C_FindObjects(s, h, 8, &n) == CKR_OK)
+            found = (long)n;
+        f->C_FindObjectsFinal(s);
+        f->C_CloseSession(s);
+    }
+    return found;
+}
+
+/* Off before the provider is loaded: it takes effect when it is, and a handshake signs
+ * with the token objects themselves; on again: the next handshake makes the copies. */
+static void key_cache(void)
+{
+    CHECK(hsmtls_token_set_key_cache(0) == 0);
+    hsmtls_config *s, *c;
+    token_configs(&s, &c);
+    struct counts before = read_counts();
+    CHECK(tls_handshake(s, c, "TLSv1.3"));
+    CHECK(read_counts().all - before.all == 2);
+    CHECK_MSG(session_copies("server", "ec-p256") == 0, "a copy was made with the cache off");
+    CHECK(hsmtls_token_set_key_cache(1) == 0);
+    CHECK(tls_handshake(s, c, "TLSv1.3"));
+    CHECK_MSG(session_copies("server", "ec-p256") == 1, "no copy with the cache on again");
+    CHECK(session_copies("client", "client-p256") == 1);
+    hsmtls_config_free(s);
+    hsmtls_config_free(c);
+}
+
 static void all_counts(void)
 {
     test_before_any_token();
@@ -183,8 +237,8 @@ static void all_counts(void)
 
 int main(int argc, char **argv)
 {
-    /* One case: the counts before any token, then after each kind of handshake. */
-    static const check_case cases[] = { { "counts", all_counts } };
+    /* counts: before any token, then after each kind of handshake. */
+    static const check_case cases[] = { { "counts", all_counts }, { "key_cache", key_cache } };
     const check_case *c;
     int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "", 0, &c);
     if (start <= 0)

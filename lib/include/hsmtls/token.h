@@ -17,6 +17,14 @@ extern "C" {
  * two readings to count one handshake's signatures. */
 long hsmtls_token_signatures(const char *token_label);
 
+/* The key cache inside the token (docs/pkcs11-core.md): each token key is copied once
+ * into a session object inside the token, which signs with it faster (SoftHSM2 re-reads
+ * a token object's file on every operation); nothing leaves the token. On by default;
+ * 0 turns it off for the whole process (one PKCS#11 core per process), at the cost of
+ * that speed, 1 on again. Takes effect now when the provider is loaded, else when it is.
+ * Returns HSMTLS_OK, or HSMTLS_ERROR when no library context can be made. */
+int hsmtls_token_set_key_cache(int enabled);
+
 #ifdef __cplusplus
 }
 #endif
