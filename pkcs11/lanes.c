@@ -19,7 +19,7 @@ static hsmtls_p11_object no_lane;
 static _Atomic unsigned threads_seen;
 static _Thread_local unsigned thread_number; /* 0: this thread has no lane yet */
 
-static size_t lanes_wanted(const hsmtls_p11_module *m)
+size_t hsmtls_p11_lanes_wanted(const hsmtls_p11_module *m)
 {
     const char *v = getenv("HSMTLS_P11_LANES");
     if (v && *v) {
@@ -48,7 +48,7 @@ static int separate_instances(hsmtls_p11_module *m)
 /* Caller holds lanes_lock. */
 static void lanes_open_locked(hsmtls_p11_module *m)
 {
-    size_t want = lanes_wanted(m);
+    size_t want = m->lanes_want;
     for (size_t k = 1; k < want && (k > 1 || separate_instances(m)); k++) {
         CK_FUNCTION_LIST *fl = p11_kit_module_load(m->path, 0);
         if (!fl)
@@ -59,6 +59,7 @@ static void lanes_open_locked(hsmtls_p11_module *m)
             break;
         }
         atomic_store(&lane->lanes_state, -1);
+        lane->lanes_want = 1;
         m->lanes[m->nlanes++] = lane;
     }
     hsmtls_p11_error_clear(); /* a lane that did not open costs only its speed */
@@ -129,7 +130,14 @@ hsmtls_p11_object *hsmtls_p11_object_lane(hsmtls_p11_object *key)
 {
     hsmtls_p11_module *m = key->token->module;
     int state = atomic_load(&m->lanes_state);
-    if (state < 0 || key->cls != CKO_PRIVATE_KEY)
+    if (state < 0 || m->lanes_want < 2 || key->cls != CKO_PRIVATE_KEY)
+        return key;
+    if (!thread_number)
+        thread_number = atomic_fetch_add(&threads_seen, 1) + 1;
+    /* The first thread keeps the module's own connection: a program that signs on one
+     * thread never opens another. */
+    size_t k = (thread_number - 1) % m->lanes_want;
+    if (k == 0)
         return key;
     if (state == 0) {
         pthread_mutex_lock(&m->lanes_lock);
@@ -139,9 +147,7 @@ hsmtls_p11_object *hsmtls_p11_object_lane(hsmtls_p11_object *key)
         if (atomic_load(&m->lanes_state) < 0)
             return key;
     }
-    if (!thread_number)
-        thread_number = atomic_fetch_add(&threads_seen, 1) + 1;
-    size_t k = (thread_number - 1) % (m->nlanes + 1);
+    k %= m->nlanes + 1; /* fewer lanes opened than wanted */
     if (k == 0)
         return key;
     hsmtls_p11_object *o = atomic_load(&key->lane_objs[k - 1]);

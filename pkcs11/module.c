@@ -308,6 +308,7 @@ hsmtls_p11_module *hsmtls_p11_module_open(const char *path, const char *name,
     pthread_mutex_init(&m->restart_lock, NULL);
     pthread_mutex_init(&m->lanes_lock, NULL);
     m->generation = atomic_load(&hsmtls_p11_fork_generation);
+    m->lanes_want = hsmtls_p11_lanes_wanted(m);
     CK_RV rv = initialize(m);
     if (rv == CKR_OK && (rv = P11_CALL(m, C_GetInfo, &m->info)) != CKR_OK)
         P11_CALL(m, C_Finalize, NULL);

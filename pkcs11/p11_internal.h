@@ -74,6 +74,7 @@ struct hsmtls_p11_module {
      * login and handles, and is never in the module list (nothing lists it twice). */
     pthread_mutex_t lanes_lock;
     _Atomic int lanes_state;      /* 0: not opened yet; 1: open; -1: none */
+    size_t lanes_want;            /* connections wanted in all (1: no lanes) */
     struct hsmtls_p11_module *lanes[HSMTLS_P11_MAX_LANES];
     size_t nlanes;
 };
@@ -256,6 +257,9 @@ void hsmtls_p11_token_drop_keeper(hsmtls_p11_token *t);
 /* lanes.c: the object an operation on `key` runs on in this thread: `key` itself, or
  * the same key on one of its module's lanes. */
 hsmtls_p11_object *hsmtls_p11_object_lane(hsmtls_p11_object *key);
+/* How many connections the module should have (HSMTLS_P11_LANES, or 4 for p11-kit's
+ * client), read when it is opened. */
+size_t hsmtls_p11_lanes_wanted(const hsmtls_p11_module *m);
 /* object.c: the object on `other` (a lane's token) with `o`'s class, label, id and key. */
 hsmtls_p11_object *hsmtls_p11_object_twin(hsmtls_p11_object *o, hsmtls_p11_token *other);
 

@@ -61,6 +61,13 @@ def test_threads_spread_over_connections(sandbox, remote, lanes):
     run(sandbox, "spread", env)
 
 
+@pytest.mark.c_case("test_lanes", "single")
+def test_one_thread_opens_no_more_connections(sandbox, remote):
+    """A program that signs on one thread (the CLI, s_server, an nginx worker) keeps
+    the one connection."""
+    run(sandbox, "single", remote)
+
+
 @pytest.mark.c_case("test_lanes", "spread")
 def test_local_module_has_one_connection(sandbox):
     """A local module is one instance however often it is loaded: no lanes, whatever is asked."""

@@ -103,6 +103,17 @@ static void case_spread(void)
     CHECK(hsmtls_p11_calls("C_Login") == expected_lanes());
 }
 
+/* One thread signing: the module's own connection only, nothing more opened. */
+static void case_single(void)
+{
+    if (!setup())
+        return;
+    for (int i = 0; i < 10; i++)
+        CHECK(sign_right());
+    CHECK(hsmtls_p11_module_lanes(hsmtls_p11_token_module(hsmtls_p11_object_token(key))) == 1);
+    CHECK(hsmtls_p11_calls("C_Login") == 1);
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -135,7 +146,8 @@ static void case_overlap(void)
 
 int main(int argc, char **argv)
 {
-    static const check_case cases[] = { { "spread", case_spread }, { "overlap", case_overlap } };
+    static const check_case cases[] = { { "spread", case_spread }, { "single", case_single },
+                                        { "overlap", case_overlap } };
     const check_case *c;
     int start = check_start(argc, argv, cases, CHECK_NCASES(cases), "", 0, &c);
     if (start <= 0)

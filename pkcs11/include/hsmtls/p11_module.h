@@ -32,8 +32,9 @@ const CK_INFO *hsmtls_p11_module_info(const hsmtls_p11_module *m);
 
 /* Connections the core uses to the module: 1, or more for a module whose connection
  * serves one call at a time (p11-kit's client: 4; HSMTLS_P11_LANES=N sets it for any
- * module, 1 turns it off). Threads are spread over them, each keeping its own; opened on
- * the first operation with a private key. */
+ * module, 1 turns it off). Threads are spread over them, each keeping its own; the
+ * first thread to sign keeps the module's own, and the others are opened when a second
+ * thread signs. */
 size_t hsmtls_p11_module_lanes(hsmtls_p11_module *m);
 
 /* Call accounting, process-wide. `fn` is a PKCS#11 function name ("C_Sign"). */
