@@ -26,6 +26,10 @@ const char *peer_conf_path(void);
 /* The private key by URI through OSSL_STORE in `ctx`, as `openssl -key URI` does: open,
  * load until the key comes, close. `who` names the provider in an error. */
 EVP_PKEY *store_load(OSSL_LIB_CTX *ctx, const char *uri, const char *who);
+/* The first private key OSSL_STORE finds at `uri` in `ctx` (NULL: the default context,
+ * configured by OPENSSL_CONF), as `openssl -key` takes it; NULL when none (bench_server.c,
+ * shared by the bench programs). */
+EVP_PKEY *bench_store_key(OSSL_LIB_CTX *ctx, const char *uri);
 
 /* Servers of the handshake benchmark. */
 enum { TLS_OURS, TLS_SOFT, TLS_PEER, TLS_NSERVERS };

@@ -99,17 +99,7 @@ OSSL_LIB_CTX *peer_ctx(const char *path, const char *sandbox)
 
 EVP_PKEY *store_load(OSSL_LIB_CTX *ctx, const char *uri, const char *who)
 {
-    OSSL_STORE_CTX *store = OSSL_STORE_open_ex(uri, ctx, NULL, NULL, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pkey = NULL;
-    while (store && !pkey && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-        if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-        if (!info && OSSL_STORE_error(store))
-            break;
-    }
-    OSSL_STORE_close(store);
+    EVP_PKEY *pkey = bench_store_key(ctx, uri);
     if (!pkey) {
         /* The URI without its query: it may hold the PIN. */
         die("%s did not load %.*s: %s", who, (int)strcspn(uri, "?"), uri,

@@ -176,19 +176,7 @@ static int child_main(int argc, char **argv)
     const char *cert = argv[5], *key = argv[6];
 
     /* The key the way `openssl -key` takes it: OSSL_STORE, the PIN from openssl.cnf. */
-    EVP_PKEY *pkey = NULL;
-    OSSL_STORE_CTX *store = OSSL_STORE_open(key, NULL, NULL, NULL, NULL);
-    if (store) {
-        while (!pkey && !OSSL_STORE_eof(store)) {
-            OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-            if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-                pkey = OSSL_STORE_INFO_get1_PKEY(info);
-            OSSL_STORE_INFO_free(info);
-            if (!info && OSSL_STORE_error(store))
-                break;
-        }
-        OSSL_STORE_close(store);
-    }
+    EVP_PKEY *pkey = bench_store_key(NULL, key);
     if (!pkey) {
         printf("error cannot load the %s key %s: %s\n", argv[2], key, ssl_error());
         fflush(stdout);

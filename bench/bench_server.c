@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <openssl/store.h>
 
 #define SERVER_PREFIX "HSMTLS_BENCH_SERVER_"
 #define MAX_SERVERS 8
@@ -152,4 +153,20 @@ void bench_server_spawn(struct bench_server *s, const char *name, char *const ar
     close(logfd);
     close(nullfd);
     free(env);
+}
+
+EVP_PKEY *bench_store_key(OSSL_LIB_CTX *ctx, const char *uri)
+{
+    OSSL_STORE_CTX *store = OSSL_STORE_open_ex(uri, ctx, NULL, NULL, NULL, NULL, NULL, NULL);
+    EVP_PKEY *pkey = NULL;
+    while (store && !pkey && !OSSL_STORE_eof(store)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
+        if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            pkey = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+        if (!info && OSSL_STORE_error(store))
+            break;
+    }
+    OSSL_STORE_close(store);
+    return pkey;
 }
